@@ -1,0 +1,170 @@
+/**
+ * Basic layers mirroring `torch.nn` (Linear, Conv2d, LayerNorm) and diffusers' RMSNorm, with the same
+ * parameter names (`weight`, `bias`) and PyTorch-default initialisation. Activations are NHWC.
+ */
+import { tf, Tensor, Tensor4D } from '../backend';
+import { Module, Parameter } from './module';
+import { Init, ones, torchDefault, zeros } from './init';
+
+export interface LinearOptions {
+  bias?: boolean;
+  weightInit?: Init;
+  biasInit?: Init;
+}
+
+/** `nn.Linear`: y = x W^T + b over the last axis. Weight stored [in, out] in memory. */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    this.weight = this.param('weight', [outFeatures, inFeatures], opts.weightInit ?? torchDefault(inFeatures), 'linear');
+    this.bias = opts.bias === false ? null : this.param('bias', [outFeatures], opts.biasInit ?? torchDefault(inFeatures));
+  }
+
+  /** x: [..., in] -> [..., out]. */
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => {
+      const lead = x.shape.slice(0, -1);
+      const x2 = x.reshape([-1, this.inFeatures]);
+      let y = tf.matMul(x2, this.weight.value);
+      if (this.bias) y = y.add(this.bias.value);
+      return y.reshape([...lead, this.outFeatures]);
+    });
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  /** Symmetric zero padding on H and W (PyTorch `padding=`). */
+  padding?: number;
+  groups?: number;
+  bias?: boolean;
+  weightInit?: Init;
+  biasInit?: Init;
+}
+
+/**
+ * `nn.Conv2d` on NHWC input. Depthwise convolutions (groups == in == out) use a depthwise kernel;
+ * other grouped convolutions run one convolution per group.
+ */
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: number;
+  readonly padding: number;
+  readonly groups: number;
+  readonly depthwise: boolean;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: Conv2dOptions = {}) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.groups = opts.groups ?? 1;
+    if (inChannels % this.groups || outChannels % this.groups) {
+      throw new Error(`Conv2d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${this.groups})`);
+    }
+    this.depthwise = this.groups > 1 && this.groups === inChannels && outChannels === inChannels;
+    const fanIn = (inChannels / this.groups) * kernelSize * kernelSize;
+    this.weight = this.param('weight', [outChannels, inChannels / this.groups, kernelSize, kernelSize], opts.weightInit ?? torchDefault(fanIn), this.depthwise ? 'depthwise' : 'conv2d');
+    this.bias = opts.bias === false ? null : this.param('bias', [outChannels], opts.biasInit ?? torchDefault(fanIn));
+  }
+
+  /** x: [B, H, W, in] -> [B, H', W', out]. */
+  forward(x: Tensor): Tensor4D {
+    return tf.tidy(() => {
+      const x4 = x as Tensor4D;
+      const w = this.weight.value as unknown as Tensor4D;
+      const s = this.stride;
+      const p = this.padding;
+      let y: Tensor4D;
+      if (this.groups === 1) {
+        y = this.kernelSize === 1 && s === 1 && p === 0 ? this.pointwise(x4, w) : (tf.conv2d(x4, w, s, p) as Tensor4D);
+      } else if (this.depthwise) {
+        y = tf.depthwiseConv2d(x4, w, s, p) as Tensor4D;
+      } else {
+        const xs = tf.split(x4, this.groups, 3) as Tensor4D[];
+        const ws = tf.split(w, this.groups, 3) as Tensor4D[];
+        const pointwise = this.kernelSize === 1 && s === 1 && p === 0;
+        y = tf.concat(xs.map((xg, g) => (pointwise ? this.pointwise(xg, ws[g]) : tf.conv2d(xg, ws[g], s, p))), 3) as Tensor4D;
+      }
+      if (this.bias) y = y.add(this.bias.value) as Tensor4D;
+      return y;
+    });
+  }
+
+  /** A 1x1 convolution as one matmul over all pixels (faster than conv2d on every backend). */
+  private pointwise(x: Tensor4D, w: Tensor4D): Tensor4D {
+    const [b, h, wd, c] = x.shape;
+    const o = w.shape[3];
+    return tf.matMul(x.reshape([b * h * wd, c]), w.reshape([c, o])).reshape([b, h, wd, o]);
+  }
+}
+
+export interface NormOptions {
+  eps?: number;
+  /** Learnable scale (and bias for LayerNorm). */
+  elementwiseAffine?: boolean;
+  /** LayerNorm only: learnable bias (default: same as elementwiseAffine). */
+  bias?: boolean;
+  weightInit?: Init;
+}
+
+/** `nn.LayerNorm` over the last axis. */
+export class LayerNorm extends Module {
+  readonly weight: Parameter | null;
+  readonly bias: Parameter | null;
+  readonly eps: number;
+
+  constructor(readonly dim: number, opts: NormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-5;
+    const affine = opts.elementwiseAffine ?? true;
+    this.weight = affine ? this.param('weight', [dim], opts.weightInit ?? ones) : null;
+    this.bias = affine && (opts.bias ?? true) ? this.param('bias', [dim], zeros) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => {
+      let y = layerNorm(x, this.eps);
+      if (this.weight) y = y.mul(this.weight.value);
+      if (this.bias) y = y.add(this.bias.value);
+      return y;
+    });
+  }
+}
+
+/** Normalises the last axis to zero mean, unit variance (biased variance, as PyTorch). */
+export function layerNorm(x: Tensor, eps: number): Tensor {
+  return tf.tidy(() => {
+    const mean = x.mean(-1, true);
+    const centered = x.sub(mean);
+    const variance = centered.square().mean(-1, true);
+    return centered.mul(variance.add(eps).rsqrt());
+  });
+}
+
+/** Scales the last axis by 1 / sqrt(mean(x^2) + eps). */
+export function rmsNorm(x: Tensor, eps: number): Tensor {
+  return tf.tidy(() => x.mul(x.square().mean(-1, true).add(eps).rsqrt()));
+}
+
+/** diffusers' `RMSNorm` over the last axis: x / rms(x) * weight. */
+export class RMSNorm extends Module {
+  readonly weight: Parameter | null;
+  readonly eps: number;
+
+  constructor(readonly dim: number, opts: NormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-6;
+    this.weight = (opts.elementwiseAffine ?? true) ? this.param('weight', [dim], opts.weightInit ?? ones) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => {
+      const y = rmsNorm(x, this.eps);
+      return this.weight ? y.mul(this.weight.value) : y;
+    });
+  }
+}

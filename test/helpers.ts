@@ -1,0 +1,43 @@
+/** Shared test set-up: backend choice, golden folder location, leak checks. */
+import * as path from 'path';
+import * as fs from 'fs';
+import { initBackend, tf } from '../src/backend';
+import { checkCase, formatOutcome } from '../src/golden/check';
+
+/** `../shared/golden` next to the repository. */
+export const GOLDEN_DIR = path.resolve(__dirname, '..', '..', 'shared', 'golden');
+
+export function goldenCase(name: string): string {
+  return path.join(GOLDEN_DIR, name);
+}
+
+export function goldenCaseNames(): string[] {
+  if (!fs.existsSync(GOLDEN_DIR)) return [];
+  return fs.readdirSync(GOLDEN_DIR).filter((d) => fs.existsSync(path.join(GOLDEN_DIR, d, 'case.json'))).sort();
+}
+
+/**
+ * Initialises the backend for a test file: the fastest available, or the one named by
+ * SANA_TEST_BACKEND (used to run the suite on the pure `cpu` backend).
+ */
+export async function useTestBackend(): Promise<string> {
+  const info = await initBackend(process.env.SANA_TEST_BACKEND || undefined);
+  return info.tfName;
+}
+
+/** Runs a golden case and fails the test with the checker's line when it does not pass. */
+export async function expectGoldenPass(name: string): Promise<void> {
+  const outcome = await checkCase(goldenCase(name));
+  if (!outcome.ok) {
+    const details = outcome.results.filter((r) => !r.ok).map((r) => `${r.tensor}: max_abs ${r.maxAbs} allowed ${r.allowed}${r.note ? ` ${r.note}` : ''}`);
+    throw new Error(`${formatOutcome(outcome)}\n${details.join('\n')}\n${outcome.error ?? ''}`);
+  }
+}
+
+/** Asserts that `fn` leaves no tensor behind after a warm-up call. */
+export async function expectNoLeak(fn: () => void | Promise<void>, repeats = 3): Promise<void> {
+  await fn();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < repeats; i++) await fn();
+  expect(tf.memory().numTensors).toBe(before);
+}
