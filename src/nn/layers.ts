@@ -6,6 +6,16 @@ import { tf, Tensor, Tensor4D } from '../backend';
 import { Module, Parameter } from './module';
 import { Init, ones, torchDefault, zeros } from './init';
 
+/**
+ * A side branch added to a layer's output (LoRA and similar adapters): `forward` returns
+ * `base(x) + sum(adapter.delta(x))`. Adapters live outside the layer's parameter tree, so the base
+ * model's state dict never changes when adapters are attached.
+ */
+export interface Adapter {
+  /** x: the layer input; returns a tensor shaped like the layer output. */
+  delta(x: Tensor): Tensor;
+}
+
 export interface LinearOptions {
   bias?: boolean;
   weightInit?: Init;
@@ -16,6 +26,8 @@ export interface LinearOptions {
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
+  /** Attached adapters (see `Adapter`). */
+  adapters: Adapter[] = [];
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
@@ -30,7 +42,9 @@ export class Linear extends Module {
       const x2 = x.reshape([-1, this.inFeatures]);
       let y = tf.matMul(x2, this.weight.value);
       if (this.bias) y = y.add(this.bias.value);
-      return y.reshape([...lead, this.outFeatures]);
+      let out = y.reshape([...lead, this.outFeatures]);
+      for (const a of this.adapters) out = out.add(a.delta(x));
+      return out;
     });
   }
 }
@@ -56,6 +70,8 @@ export class Conv2d extends Module {
   readonly padding: number;
   readonly groups: number;
   readonly depthwise: boolean;
+  /** Attached adapters (see `Adapter`). */
+  adapters: Adapter[] = [];
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: Conv2dOptions = {}) {
     super();
@@ -90,6 +106,7 @@ export class Conv2d extends Module {
         y = tf.concat(xs.map((xg, g) => (pointwise ? this.pointwise(xg, ws[g]) : tf.conv2d(xg, ws[g], s, p))), 3) as Tensor4D;
       }
       if (this.bias) y = y.add(this.bias.value) as Tensor4D;
+      for (const a of this.adapters) y = y.add(a.delta(x)) as Tensor4D;
       return y;
     });
   }
