@@ -93,16 +93,17 @@ export class Conv2d extends Module {
       const x4 = x as Tensor4D;
       const w = this.weight.value as unknown as Tensor4D;
       const s = this.stride;
-      const p = this.padding;
+      const k = this.kernelSize;
+      const pointwise = k === 1 && s === 1 && this.padding === 0;
+      const [xp, p] = pointwise ? [x4, 'valid' as const] : convPadding(x4, k, k, s, this.padding, this.padding);
       let y: Tensor4D;
       if (this.groups === 1) {
-        y = this.kernelSize === 1 && s === 1 && p === 0 ? this.pointwise(x4, w) : (tf.conv2d(x4, w, s, p) as Tensor4D);
+        y = pointwise ? this.pointwise(x4, w) : (tf.conv2d(xp, w, s, p) as Tensor4D);
       } else if (this.depthwise) {
-        y = tf.depthwiseConv2d(x4, w, s, p) as Tensor4D;
+        y = tf.depthwiseConv2d(xp, w, s, p) as Tensor4D;
       } else {
-        const xs = tf.split(x4, this.groups, 3) as Tensor4D[];
+        const xs = tf.split(xp, this.groups, 3) as Tensor4D[];
         const ws = tf.split(w, this.groups, 3) as Tensor4D[];
-        const pointwise = this.kernelSize === 1 && s === 1 && p === 0;
         y = tf.concat(xs.map((xg, g) => (pointwise ? this.pointwise(xg, ws[g]) : tf.conv2d(xg, ws[g], s, p))), 3) as Tensor4D;
       }
       if (this.bias) y = y.add(this.bias.value) as Tensor4D;
@@ -117,6 +118,17 @@ export class Conv2d extends Module {
     const o = w.shape[3];
     return tf.matMul(x.reshape([b * h * wd, c]), w.reshape([c, o])).reshape([b, h, wd, o]);
   }
+}
+
+/**
+ * PyTorch's symmetric zero padding (ph, pw) as an input and a padding mode every backend accepts:
+ * native TensorFlow takes only 'valid' and 'same'. Stride 1 with odd kernels and half-kernel padding
+ * is exactly 'same'; anything else pads explicitly and convolves 'valid'.
+ */
+export function convPadding(x: Tensor4D, kh: number, kw: number, stride: number, ph: number, pw: number): [Tensor4D, 'valid' | 'same'] {
+  if (ph === 0 && pw === 0) return [x, 'valid'];
+  if (stride === 1 && kh % 2 === 1 && kw % 2 === 1 && 2 * ph === kh - 1 && 2 * pw === kw - 1) return [x, 'same'];
+  return [tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]]), 'valid'];
 }
 
 export interface NormOptions {

@@ -51,11 +51,15 @@ export class Parameter {
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
       throw new Error(`parameter assign: shape [${t.shape}] does not match [${want}]`);
     }
+    // The cast (when one is needed) is released here: a leftover reference would keep the weight's
+    // memory alive after dispose().
+    const value = t.dtype === 'float32' ? t : t.toFloat();
     if (this.variable) {
-      this.variable.assign(t.dtype === 'float32' ? t : t.toFloat());
+      this.variable.assign(value);
     } else {
-      this.variable = tf.variable(t.toFloat(), this.trainable, `p${nextVariableId++}`);
+      this.variable = tf.variable(value, this.trainable, `p${nextVariableId++}`);
     }
+    if (value !== t) value.dispose();
   }
 
   /** Sets the value from host data in TF layout. */

@@ -1,0 +1,268 @@
+/**
+ * `sana train`: a validated run config -> dataset, caches, models, optimizer -> the trainer loop.
+ * Plays the part of NVlabs/Sana `train_scripts/train.py`'s `main()`, but every component is built by a
+ * named function from the config, and nothing is global.
+ *
+ * Two tasks share the loop:
+ * - 'flow': a SanaTransformer2DModel learns the rectified-flow velocity on DC-AE latents (or on pixels
+ *   when no autoencoder is configured), conditioned on Gemma-2 caption states;
+ * - 'autoencoder': an AutoencoderDC learns to reconstruct its images (MSE or L1).
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tf, Tensor4D, Tensor2D, Tensor1D, Tensor3D } from '../backend';
+import { Module } from '../nn/module';
+import type { TrainConfig } from '../config/train';
+import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../io/safetensors';
+import { writeDirAtomic, writeFileAtomic } from '../io/atomic';
+import { readJsonFile } from '../io/json';
+import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPreset, toDiffusersConfigJson, SanaTransformerConfig } from '../models/dit';
+import { AutoencoderDC, autoencoderDCPreset, parseAutoencoderDCConfig } from '../models/dcae';
+import { loadAutoencoderDC, saveAutoencoderDC } from '../io/pretrained/autoencoder';
+import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer } from '../io/pretrained/gemma';
+import { ImageDataset, BatchSource as DataBatchSource, Batch, disposeBatch, LatentCache, squareBucketTable, identityHash, CaptionChoiceOptions } from '../data';
+import { TextEmbeddingCache } from '../data/textEmbeddingCache';
+import { SanaPromptEncoder } from './promptEncoding';
+import { Trainer, BatchSource, Objective } from '../training/trainer';
+import { FlowBatch, NullCaption, PixelBatch, flowObjective, reconstructionObjective } from '../training/objectives';
+import { createOptimizer } from '../training/optim';
+import { lrScheduleFromConfig } from '../training/lrSchedule';
+import { RunFolder } from '../training/runFolder';
+import { TrainEventHandler } from '../training/events';
+import { TimestepSampling } from '../training/flow';
+import { createWandbReporter } from '../training/wandb';
+
+export interface TrainRunOptions {
+  config: TrainConfig;
+  /** The resolved config as YAML, saved in the run folder. */
+  configText: string;
+  /** `latest`, a checkpoint folder, or a run folder. */
+  resume?: string | null;
+  /** Stop (with a checkpoint) after this many steps. */
+  stopAt?: number;
+  onEvent?: TrainEventHandler;
+  /** Receives a stop function (e.g. for Ctrl-C: the loop saves a checkpoint and returns). */
+  onStopHandle?: (stop: () => void) => void;
+}
+
+export interface TrainRunResult {
+  runDir: string;
+  step: number;
+  checkpoint: string | null;
+}
+
+/** Settings that change the trajectory; a resumed run with a different digest is reported. */
+export function trajectoryDigest(c: TrainConfig): string {
+  const relevant = { task: c.task, seed: c.seed, model: c.model, vae: c.vae, text_encoder: c.text_encoder, data: c.data, optimizer: c.optimizer, lr_schedule: c.lr_schedule, train: { ...c.train, log_every: undefined }, flow: c.flow };
+  return crypto.createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
+}
+
+/** The SanaTransformer2DModel config of a run: pretrained config.json, or preset + overrides. */
+export function transformerConfigOf(c: TrainConfig): SanaTransformerConfig {
+  if (c.model.pretrained) {
+    const raw = readJsonFile(path.join(c.model.pretrained, 'config.json'));
+    return parseSanaTransformerConfig({ ...raw, ...c.model.config }, path.join(c.model.pretrained, 'config.json'));
+  }
+  if (!c.model.preset) return parseSanaTransformerConfig(c.model.config, 'model.config');
+  return sanaTransformerPreset(c.model.preset, parseSanaTransformerConfig({ ...sanaTransformerPreset(c.model.preset), ...c.model.config }, 'model.config'));
+}
+
+/** A model saved as a diffusers component folder: `config.json` + `diffusion_pytorch_model.safetensors`. */
+function saveDiffusersComponent(model: Module, configJson: Record<string, unknown>, dir: string): void {
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [key, t] of model.stateDict()) tensors.set(key, { dtype: 'F32', shape: t.shape, data: t.data });
+  writeDirAtomic(dir, (tmp) => {
+    writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+    writeSafetensors(path.join(tmp, 'diffusion_pytorch_model.safetensors'), tensors, { format: 'pt' });
+  });
+}
+
+function loadWeightsInto(model: Module, dir: string): void {
+  const ck = SafetensorsCheckpoint.open(dir);
+  try {
+    model.loadStateDict(ck, { sourceName: dir });
+  } finally {
+    ck.close();
+  }
+}
+
+function buildTransformer(c: TrainConfig): SanaTransformer2DModel {
+  const model = new SanaTransformer2DModel(transformerConfigOf(c));
+  if (c.model.pretrained) loadWeightsInto(model, c.model.pretrained);
+  else model.initialize(c.model.init_seed ?? c.seed);
+  model.gradientCheckpointing = c.model.gradient_checkpointing;
+  return model;
+}
+
+function buildAutoencoder(c: TrainConfig): AutoencoderDC {
+  if (c.model.pretrained) return loadAutoencoderDC(c.model.pretrained);
+  const config = c.model.preset ? autoencoderDCPreset(c.model.preset, c.model.config) : parseAutoencoderDCConfig(c.model.config, 'model.config');
+  return new AutoencoderDC(config).initialize(c.model.init_seed ?? c.seed);
+}
+
+function captionChoiceOf(c: TrainConfig): CaptionChoiceOptions {
+  const cap = c.data.caption;
+  if (cap.mode === 'proportion') return { mode: 'proportion', proportions: cap.proportions ?? {} };
+  return { mode: cap.mode, threshold: cap.threshold, temperature: cap.temperature };
+}
+
+function samplingOf(c: TrainConfig): TimestepSampling {
+  const f = c.flow;
+  return { weightingScheme: f.weighting_scheme, logitMean: f.logit_mean, logitStd: f.logit_std, modeScale: f.mode_scale, flowShift: f.flow_shift, numTrainTimesteps: f.num_train_timesteps, discrete: f.discrete_timesteps };
+}
+
+/** Host caption embeddings -> the [B, L, D] / [B, L] tensors a batch carries. */
+function stackEmbeddings(rows: Array<{ embeds: Float32Array; mask: Int32Array; length: number; dim: number }>): { embeddings: Tensor3D; mask: Tensor2D } {
+  const { length, dim } = rows[0];
+  const e = new Float32Array(rows.length * length * dim);
+  const m = new Int32Array(rows.length * length);
+  rows.forEach((r, i) => {
+    e.set(r.embeds, i * length * dim);
+    m.set(r.mask, i * length);
+  });
+  return { embeddings: tf.tensor3d(e, [rows.length, length, dim]), mask: tf.tensor2d(m, [rows.length, length], 'int32') };
+}
+
+/** Adapts the data loader's batches (indexed by micro-step) to the trainer's FlowBatch. */
+class FlowBatches implements BatchSource<FlowBatch & { raw: Batch }> {
+  constructor(private readonly src: DataBatchSource) {}
+  async get(index: number): Promise<FlowBatch & { raw: Batch }> {
+    const raw = await this.src.batch(index);
+    if (!raw.text) throw new Error('flow training needs caption embeddings; the batch source has no caption encoder');
+    return { ids: raw.imageIds, latents: raw.x, captionEmbeds: raw.text.embeddings as Tensor3D, captionMask: raw.text.mask as Tensor2D, raw };
+  }
+  release(b: { raw: Batch }): void {
+    disposeBatch(b.raw);
+  }
+}
+
+class PixelBatches implements BatchSource<PixelBatch & { raw: Batch }> {
+  constructor(private readonly src: DataBatchSource) {}
+  async get(index: number): Promise<PixelBatch & { raw: Batch }> {
+    const raw = await this.src.batch(index);
+    return { ids: raw.imageIds, pixels: raw.x, raw };
+  }
+  release(b: { raw: Batch }): void {
+    disposeBatch(b.raw);
+  }
+}
+
+/** Runs (or resumes) a training run described by a validated config. */
+export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult> {
+  const c = opts.config;
+  const emit: TrainEventHandler = (e) => opts.onEvent?.(e);
+  const warn = (text: string) => emit({ type: 'message', level: 'warn', text });
+  const info = (text: string) => emit({ type: 'message', level: 'info', text });
+
+  // 1. Run folder first: an unwritable output_dir fails before any loading.
+  const run = RunFolder.open(c.output_dir);
+  run.writeConfig(opts.configText);
+  const cacheDir = c.data.cache_dir ?? path.join(run.dir, 'cache');
+  const disposers: Array<() => void> = [];
+
+  try {
+    // 2. Data.
+    const dataset = await ImageDataset.open(c.data.path, { buckets: squareBucketTable(c.data.resolution), limit: c.data.limit ?? undefined, onWarning: warn });
+    info(`dataset ${c.data.path}: ${dataset.items.length} images`);
+    const microBatch = c.data.batch_size;
+
+    // 3. Model, objective and batches for the task.
+    let model: Module;
+    let objective: Objective<any>;
+    let batches: BatchSource<any>;
+    let saveModel: (dir: string) => void;
+    let loadModel: (dir: string) => void;
+    if (c.task === 'autoencoder') {
+      const ae = buildAutoencoder(c);
+      model = ae;
+      disposers.push(() => ae.dispose());
+      const src = new DataBatchSource(dataset, { seed: c.seed, batchSize: microBatch, captionChoice: captionChoiceOf(c), onWarning: warn });
+      batches = new PixelBatches(src);
+      objective = reconstructionObjective(ae, c.train.reconstruction_loss);
+      saveModel = (dir) => saveAutoencoderDC(ae, path.join(dir, 'vae'));
+      loadModel = (dir) => loadWeightsInto(ae, path.join(dir, 'vae'));
+    } else {
+      const dit = buildTransformer(c);
+      model = dit;
+      disposers.push(() => dit.dispose());
+      // 3a. Latents through the autoencoder once, into the cache (pixel space without one).
+      let latents: LatentCache | undefined;
+      if (c.vae.pretrained) {
+        const vae = loadAutoencoderDC(c.vae.pretrained);
+        const scale = c.vae.scaling_factor ?? vae.config.scaling_factor;
+        const identity = `${identityHash({ dir: path.resolve(c.vae.pretrained), config: vae.config, files: fs.readdirSync(c.vae.pretrained).map((f) => [f, fs.statSync(path.join(c.vae.pretrained!, f)).size]) })}-${scale}`;
+        try {
+          latents = await LatentCache.build(dataset, { identity, encode: (x: Tensor4D) => tf.tidy(() => vae.encode(x).mul(scale) as Tensor4D) }, { dir: path.join(cacheDir, 'latents') });
+        } finally {
+          vae.dispose();
+        }
+        info(`latents: ${latents.encoded} encoded, ${latents.reused} from the cache`);
+        disposers.push(() => latents!.close());
+      }
+      // 3b. Caption states through Gemma-2 once, into the text-embedding cache.
+      if (!c.text_encoder.pretrained) throw new Error('text_encoder.pretrained: flow training needs a Gemma-2 text encoder folder');
+      const teDir = c.text_encoder.pretrained;
+      const encoder = new SanaPromptEncoder({
+        tokenizer: loadGemmaTokenizer(c.text_encoder.tokenizer ?? undefined),
+        textEncoder: () => loadGemma2Model(teDir),
+        cache: new TextEmbeddingCache(path.join(cacheDir, 'text'), gemmaEncoderIdentity(teDir)),
+        maxSequenceLength: c.text_encoder.max_length,
+        complexHumanInstruction: c.text_encoder.complex_human_instruction ? undefined : null,
+      });
+      disposers.push(() => encoder.release());
+      const [nullRow] = encoder.encodeToHost([''], { negative: true });
+      const nullCaption: NullCaption = { embeds: tf.tensor2d(nullRow.embeds, [nullRow.length, nullRow.dim]), mask: tf.tensor1d(nullRow.mask, 'int32') as Tensor1D };
+      disposers.push(() => tf.dispose([nullCaption.embeds, nullCaption.mask]));
+      const src = new DataBatchSource(dataset, {
+        seed: c.seed,
+        batchSize: microBatch,
+        captionChoice: captionChoiceOf(c),
+        latents,
+        encodeCaptions: (captions) => stackEmbeddings(encoder.encodeToHost(captions)),
+        onWarning: warn,
+      });
+      batches = new FlowBatches(src);
+      objective = flowObjective((inputs) => dit.forward(inputs), { seed: c.seed, sampling: samplingOf(c), captionDropout: c.data.caption_dropout, nullCaption });
+      saveModel = (dir) => saveDiffusersComponent(dit, toDiffusersConfigJson(dit.config), path.join(dir, 'transformer'));
+      loadModel = (dir) => loadWeightsInto(dit, path.join(dir, 'transformer'));
+    }
+
+    // 4. Optimizer, schedule, loop.
+    const params = model.trainableParameters();
+    const optimizer = createOptimizer(c.optimizer, params);
+    const reporter = c.report_to === 'wandb' ? await createWandbReporter(c.wandb, c as unknown as Record<string, unknown>, emit) : null;
+    const trainer = new Trainer({
+      params,
+      optimizer,
+      schedule: lrScheduleFromConfig(c.lr_schedule, c.optimizer.lr, c.train.steps),
+      batches,
+      objective,
+      totalSteps: c.train.steps,
+      accumulation: c.train.gradient_accumulation_steps,
+      gradClip: c.train.gradient_clip,
+      emaDecay: c.train.ema_decay,
+      logEvery: c.train.log_every,
+      checkpointEvery: c.checkpoint.every,
+      keepLast: c.checkpoint.keep_last,
+      run,
+      saveModel,
+      loadModel,
+      configDigest: trajectoryDigest(c),
+      batchSize: microBatch,
+      onEvent: (e) => {
+        emit(e);
+        reporter?.onEvent(e);
+      },
+    });
+    disposers.push(() => trainer.dispose());
+    opts.onStopHandle?.(() => trainer.requestStop());
+    if (opts.resume) trainer.resume(run.resolveResume(opts.resume).dir);
+    if (c.validation.every !== null) warn('validation images are not produced by this version of the trainer: the sampling pipeline is not wired in yet');
+    const result = await trainer.run({ stopAt: opts.stopAt });
+    await reporter?.finish();
+    return { runDir: run.dir, step: result.step, checkpoint: result.checkpoint };
+  } finally {
+    for (const d of disposers.reverse()) d();
+  }
+}
