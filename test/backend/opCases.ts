@@ -87,7 +87,7 @@ type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [num
 function padded(x: tf.Tensor, w: tf.Tensor, stride: number, pad: Pad): [tf.Tensor4D, 'same' | 'valid'] {
   const x4 = x as tf.Tensor4D;
   if (pad === 'same' || pad === 'valid') return [x4, pad];
-  if (typeof pad === 'number') return convPadding(x4, w.shape[0], w.shape[1], stride, pad, pad);
+  if (typeof pad === 'number') return convPadding(x4, w.shape[0] ?? 1, w.shape[1] ?? 1, stride, pad, pad);
   return [tf.pad(x4, pad), 'valid'];
 }
 const conv = (stride: number, pad: Pad, dilation = 1) => (x: tf.Tensor, w: tf.Tensor) => {
