@@ -9,6 +9,7 @@ import { registerSample } from './commands/sample';
 import { registerEval } from './commands/eval';
 import { registerInfo } from './commands/info';
 import { registerConvert } from './commands/convert';
+import { registerFuse } from './commands/fuse';
 
 /** Builds the program; `exitOverride` makes parse errors throw (for tests) instead of exiting. */
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerInfo(program);
   registerConvert(program);
+  registerFuse(program);
   return program;
 }
 

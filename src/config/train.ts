@@ -25,6 +25,19 @@ const modelSchema = object({
   init_seed: withDefault(nullable(integer({ min: 0 })), null, 'seed of the initial weights (default: the run seed)'),
 });
 
+/** LoRA fine-tuning (`sana finetune`): adapters on the pretrained transformer; only they train. */
+const loraSchema = object({
+  rank: withDefault(integer({ min: 1 }), 4, 'r: rank of each adapter'),
+  alpha: withDefault(nullable(number({ gt: 0 })), null, 'lora_alpha: the update is scaled by alpha / rank (default: alpha = rank)'),
+  dropout: withDefault(probability(), 0, 'lora_dropout on the adapter input while training'),
+  init: withDefault(oneOf(['gaussian', 'kaiming'] as const), 'gaussian', "init of lora_A (lora_B starts at zero): 'gaussian' N(0, 1/r) as diffusers' SANA LoRA script, 'kaiming' = peft's default"),
+  target_modules: withDefault(array(string({ nonEmpty: true }), { minLength: 1 }), () => ['to_q', 'to_k', 'to_v', 'to_out.0'], 'peft target_modules: module-name suffixes (attn1 and attn2 both match) or regular expressions'),
+  convs: withDefault(boolean(), false, "also adapt the GLUMBConv 1x1 convolutions (ff.conv_inverted, ff.conv_point)"),
+  caption_projection: withDefault(boolean(), false, 'also adapt caption_projection.linear_1 / linear_2'),
+  blocks: withDefault(nullable(array(integer({ min: 0 }), { length: 2 })), null, '[first, last] transformer block to adapt (inclusive); null = all'),
+  init_seed: withDefault(nullable(integer({ min: 0 })), null, 'seed of the adapter init (default: the run seed)'),
+});
+
 const vaeSchema = object({
   pretrained: withDefault(nullable(string({ nonEmpty: true })), null, 'diffusers vae/ folder; null = train in pixel space'),
   scaling_factor: withDefault(nullable(number({ gt: 0 })), null, 'latent scale (default: the VAE config value)'),
@@ -32,6 +45,8 @@ const vaeSchema = object({
 
 const textEncoderSchema = object({
   pretrained: withDefault(nullable(string({ nonEmpty: true })), null, 'folder with a Gemma-2 text_encoder/'),
+  config: withDefault(nullable(record(any())), null, 'without pretrained: Gemma-2 config.json fields of a randomly initialised (seeded) frozen encoder'),
+  init_seed: withDefault(nullable(integer({ min: 0 })), null, 'seed of the random text encoder weights (default: the run seed)'),
   tokenizer: withDefault(nullable(string({ nonEmpty: true })), null, 'folder or tokenizer.json (default: the bundled Gemma tokenizer)'),
   max_length: withDefault(integer({ min: 1 }), 300),
   complex_human_instruction: withDefault(boolean(), true),
@@ -47,6 +62,7 @@ const captionSchema = object({
 const dataSchema = object({
   path: required(string({ nonEmpty: true }), 'dataset folder (manifest.jsonl + images, or image.png + image.txt pairs)'),
   resolution: withDefault(integer({ min: 8 }), 512),
+  channels: withDefault(integer({ min: 1, max: 3 }), 3, 'image channels the model sees: 3 (RGB) or 1 (grey, e.g. Fashion-MNIST)'),
   batch_size: withDefault(integer({ min: 1 }), 1),
   aspect_ratio_buckets: withDefault(boolean(), false),
   caption: withDefault(captionSchema, () => captionSchema.parse({}, { path: '', issues: [] })!),
@@ -78,6 +94,7 @@ const trainSchema = object({
   ema_decay: withDefault(nullable(number({ min: 0, max: 1 })), null, 'keep an exponential moving average of the weights'),
   log_every: withDefault(integer({ min: 1 }), 10),
   reconstruction_loss: withDefault(oneOf(['mse', 'l1'] as const), 'mse', 'autoencoder task only'),
+  estimate_scaling_factor: withDefault(boolean(), false, 'autoencoder task: save scaling_factor = 1 / std of the latents of a fixed image sample with every checkpoint'),
 });
 
 const flowSchema = object({
@@ -104,6 +121,7 @@ const validationSchema = object({
   guidance_scale: withDefault(number({ min: 0 }), 4.5),
   sampler: withDefault(oneOf(['dpm', 'euler'] as const), 'dpm'),
   images_per_prompt: withDefault(integer({ min: 1 }), 1),
+  images: withDefault(integer({ min: 1 }), 8, "autoencoder task: reconstruct this many training images (originals above, reconstructions below)"),
 });
 
 const wandbSchema = object({
@@ -121,6 +139,7 @@ const trainConfigShape = object({
   backend: withDefault(nullable(oneOf(BACKEND_NAMES)), null),
   model: withDefault(modelSchema, defaults(modelSchema)),
   vae: withDefault(vaeSchema, defaults(vaeSchema)),
+  lora: withDefault(nullable(loraSchema), null, 'LoRA settings for `sana finetune` (null = full training)'),
   text_encoder: withDefault(textEncoderSchema, defaults(textEncoderSchema)),
   data: required(dataSchema),
   optimizer: withDefault(optimizerSchema, defaults(optimizerSchema)),
@@ -143,7 +162,11 @@ export const trainConfigSchema = refine(trainConfigShape, (c, issue) => {
     if (o.type === 'adamw' && Array.isArray(o.eps)) issue('optimizer.eps', 'a single number for adamw', o.eps);
   }
   if (c.data.caption.mode === 'proportion' && !c.data.caption.proportions) issue('data.caption.proportions', "a mapping of caption type to weight when mode is 'proportion'", null);
-  if (c.validation.every !== null && c.validation.prompts.length === 0) issue('validation.prompts', 'at least one prompt when validation.every is set', c.validation.prompts);
+  if (c.task === 'flow' && c.validation.every !== null && c.validation.prompts.length === 0) issue('validation.prompts', 'at least one prompt when validation.every is set', c.validation.prompts);
+  if (c.lora && c.task !== 'flow') issue('lora', "no lora section: LoRA fine-tuning needs task 'flow'", c.lora);
+  if (c.lora?.blocks && c.lora.blocks[0] > c.lora.blocks[1]) issue('lora.blocks', '[first, last] with first <= last', c.lora.blocks);
+  if (c.data.channels === 2) issue('data.channels', '1 or 3', c.data.channels);
+  if (c.text_encoder.pretrained && c.text_encoder.config) issue('text_encoder.config', 'null when text_encoder.pretrained is set (the folder has its own config.json)', c.text_encoder.config);
   if (c.lr_schedule.type === 'cosine' && c.lr_schedule.min_lr > c.optimizer.lr) issue('lr_schedule.min_lr', `at most optimizer.lr (${c.optimizer.lr})`, c.lr_schedule.min_lr);
 });
 

@@ -66,11 +66,20 @@ export interface ClipPairs {
  * the caller's (see evaluate.ts); nothing is kept between calls.
  */
 export class ClipScorer {
+  readonly preprocess: ClipPreprocessOptions;
+
+  /**
+   * `preprocess` defaults to the vision tower's input size for both the shortest-edge resize and the
+   * crop (224 for ViT-L/14, 336 for its -336 variant), as the checkpoints' processor configs set them.
+   */
   constructor(
     readonly model: CLIPModel,
     readonly tokenizer: CLIPTokenizer,
-    readonly preprocess: ClipPreprocessOptions = {},
-  ) {}
+    preprocess: ClipPreprocessOptions = {},
+  ) {
+    const s = model.config.vision_config.image_size;
+    this.preprocess = { size: s, crop: s, ...preprocess };
+  }
 
   /** exp(logit_scale) of the model (100 for the OpenAI checkpoints). */
   logitScale(): number {

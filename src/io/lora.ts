@@ -38,6 +38,18 @@ export interface LoraFile {
   targetModules: string[] | null;
 }
 
+/**
+ * peft's rule for `rank_pattern` / `alpha_pattern` keys: the key (a plain name or a regular expression)
+ * must match the end of the module path at a `.` boundary (`(.*\.)?key$`).
+ */
+function matchesPatternKey(path: string, key: string): boolean {
+  try {
+    return new RegExp(`^(?:.*\\.)?(?:${key})$`).test(path);
+  } catch {
+    return path === key || path.endsWith(`.${key}`);
+  }
+}
+
 function stripPrefix(key: string): string {
   return key.replace(/^base_model\.model\./, '').replace(/^transformer\./, '');
 }
@@ -56,6 +68,9 @@ export function readLoraFile(file: string): LoraFile {
         throw new LoraFileError(file, `lora_adapter_metadata is not valid JSON (${(e as Error).message})`);
       }
     }
+    if (meta?.use_dora === true) throw new LoraFileError(file, 'DoRA adapters (use_dora: true) are not supported, only plain LoRA');
+    // rsLoRA scales by alpha / sqrt(r) instead of alpha / r: folded into alpha (alpha * sqrt(r) / r).
+    const rsLora = meta?.use_rslora === true;
     const pairs = new Map<string, { a?: string; b?: string; alpha?: string }>();
     const unknown: string[] = [];
     for (const key of f.keys()) {
@@ -89,18 +104,19 @@ export function readLoraFile(file: string): LoraFile {
         problems.push(`${path}: rank mismatch, lora_A [${a.shape}] vs lora_B [${b.shape}]`);
         continue;
       }
-      const patternRank = Object.entries(rankPattern).find(([p]) => path === p || path.endsWith(`.${p}`))?.[1];
+      const patternRank = Object.entries(rankPattern).find(([p]) => matchesPatternKey(path, p))?.[1];
       const expectedRank = patternRank ?? metaRank;
       if (expectedRank !== null && expectedRank !== undefined && expectedRank !== rank) {
         problems.push(`${path}: rank ${rank} in the tensors but ${expectedRank} in the metadata`);
         continue;
       }
       let alpha: number;
-      const patternAlpha = Object.entries(alphaPattern).find(([p]) => path === p || path.endsWith(`.${p}`))?.[1];
+      const patternAlpha = Object.entries(alphaPattern).find(([p]) => matchesPatternKey(path, p))?.[1];
       if (patternAlpha !== undefined) alpha = patternAlpha;
       else if (metaAlpha !== null) alpha = metaAlpha;
       else if (e.alpha) alpha = f.readFloat32(e.alpha)[0];
       else alpha = rank;
+      if (rsLora) alpha *= Math.sqrt(rank);
       layers.push({ path, a, b, rank, alpha });
     }
     if (problems.length) throw new LoraFileError(file, `invalid LoRA tensors: ${problems.join('; ')}`);
@@ -171,4 +187,17 @@ export function saveLoraFile(file: string, set: LoraAdapterSet, targetModules: s
   const prefixed: Record<string, unknown> = {};
   for (const k of Object.keys(config).sort()) prefixed[`transformer.${k}`] = config[k];
   writeSafetensors(file, tensors, { format: 'pt', lora_adapter_metadata: JSON.stringify(prefixed, null, 2) });
+}
+
+/**
+ * Restores the weights of an existing adapter set from a LoRA file it wrote (resuming a fine-tuning
+ * run). Strict: every missing, unexpected or mis-shaped key is listed in one error.
+ */
+export function loadLoraWeightsInto(set: LoraAdapterSet, file: string): void {
+  const f = SafetensorsFile.open(file);
+  try {
+    set.loadStateDict(f, { sourceName: file, prefix: 'transformer.' });
+  } finally {
+    f.close();
+  }
 }

@@ -84,7 +84,9 @@ export class LoraLayer extends Module implements Adapter {
       const a = this.loraA.value.reshape([this.inFeatures, r]);
       const b = this.loraB.value.reshape([r, this.outFeatures]);
       const lead = h.shape.slice(0, -1);
-      const y = tf.matMul(tf.matMul(h.reshape([-1, this.inFeatures]), a), b).mul(s);
+      // The scale goes on the small [r, out] factor: scaling the [N, out] product would keep one more
+      // activation-sized tensor per adapted layer for the backward pass.
+      const y = tf.matMul(tf.matMul(h.reshape([-1, this.inFeatures]), a), b.mul(s));
       return y.reshape([...lead, this.outFeatures]);
     });
   }

@@ -12,7 +12,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tf, Tensor4D, Tensor2D, Tensor1D, Tensor3D } from '../backend';
-import { Module } from '../nn/module';
+import { Module, Parameter } from '../nn/module';
 import type { TrainConfig } from '../config/train';
 import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic';
@@ -20,10 +20,9 @@ import { readJsonFile } from '../io/json';
 import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPreset, toDiffusersConfigJson, SanaTransformerConfig } from '../models/dit';
 import { AutoencoderDC, autoencoderDCPreset, parseAutoencoderDCConfig } from '../models/dcae';
 import { loadAutoencoderDC, saveAutoencoderDC } from '../io/pretrained/autoencoder';
-import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer } from '../io/pretrained/gemma';
 import { ImageDataset, BatchSource as DataBatchSource, Batch, disposeBatch, LatentCache, squareBucketTable, identityHash, CaptionChoiceOptions } from '../data';
-import { TextEmbeddingCache } from '../data/textEmbeddingCache';
-import { SanaPromptEncoder } from './promptEncoding';
+import { promptEncoderFor, schedulerConfigFor } from './trainComponents';
+import { autoencoderValidation, flowValidation } from './trainValidation';
 import { Trainer, BatchSource, Objective } from '../training/trainer';
 import { FlowBatch, NullCaption, PixelBatch, flowObjective, reconstructionObjective } from '../training/objectives';
 import { createOptimizer } from '../training/optim';
@@ -44,6 +43,20 @@ export interface TrainRunOptions {
   onEvent?: TrainEventHandler;
   /** Receives a stop function (e.g. for Ctrl-C: the loop saves a checkpoint and returns). */
   onStopHandle?: (stop: () => void) => void;
+  /**
+   * Chooses what trains instead of every parameter of the model, and how it is checkpointed (LoRA
+   * fine-tuning: the adapters train, the base stays frozen and is not saved). Called once the model
+   * is built (and, for a pretrained model, loaded).
+   */
+  trainable?: (model: Module) => TrainableSelection;
+}
+
+/** The parameters a run optimizes and how they are saved into / restored from a checkpoint folder. */
+export interface TrainableSelection {
+  params: Array<[string, Parameter]>;
+  save(dir: string): void;
+  load(dir: string): void;
+  dispose(): void;
 }
 
 export interface TrainRunResult {
@@ -54,7 +67,7 @@ export interface TrainRunResult {
 
 /** Settings that change the trajectory; a resumed run with a different digest is reported. */
 export function trajectoryDigest(c: TrainConfig): string {
-  const relevant = { task: c.task, seed: c.seed, model: c.model, vae: c.vae, text_encoder: c.text_encoder, data: c.data, optimizer: c.optimizer, lr_schedule: c.lr_schedule, train: { ...c.train, log_every: undefined }, flow: c.flow };
+  const relevant = { task: c.task, seed: c.seed, model: c.model, vae: c.vae, text_encoder: c.text_encoder, data: c.data, optimizer: c.optimizer, lr_schedule: c.lr_schedule, train: { ...c.train, log_every: undefined }, flow: c.flow, ...(c.lora ? { lora: c.lora } : {}) };
   return crypto.createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
 
@@ -124,6 +137,44 @@ function stackEmbeddings(rows: Array<{ embeds: Float32Array; mask: Int32Array; l
   return { embeddings: tf.tensor3d(e, [rows.length, length, dim]), mask: tf.tensor2d(m, [rows.length, length], 'int32') };
 }
 
+/** Images whose latents estimate an autoencoder's scaling factor. */
+const SCALING_SAMPLE_SIZE = 256;
+
+/** `n` items spread evenly over the data set (of the first item's size), as [n, H, W, C] in [-1, 1]. */
+async function fixedImageSample(dataset: ImageDataset, n: number): Promise<Tensor4D> {
+  const first = dataset.items[0].bucket;
+  const same = dataset.items.map((it, i) => ({ it, i })).filter(({ it }) => it.bucket.height === first.height && it.bucket.width === first.width);
+  const k = Math.min(n, same.length);
+  return dataset.pixels(Array.from({ length: k }, (_, j) => same[Math.floor((j * same.length) / k)].i));
+}
+
+/**
+ * 1 / std of the latents of `images`: scaling the latents by it gives the flow model unit-variance
+ * data, as Stable Diffusion and DC-AE chose their `scaling_factor` (rounded to 5 digits, as theirs).
+ */
+function latentScalingFactor(ae: AutoencoderDC, images: Tensor4D): number {
+  const chunks: number[][] = [];
+  for (let start = 0; start < images.shape[0]; start += 64) {
+    const part = tf.tidy(() => {
+      const z = ae.encode(images.slice([start, 0, 0, 0], [Math.min(64, images.shape[0] - start), -1, -1, -1]) as Tensor4D);
+      return tf.stack([z.sum(), z.square().sum(), tf.scalar(z.size)]);
+    });
+    chunks.push(Array.from(part.dataSync()));
+    part.dispose();
+  }
+  const [sum, sq, count] = chunks.reduce((a, b) => a.map((v, i) => v + b[i]), [0, 0, 0]);
+  const variance = sq / count - (sum / count) ** 2;
+  return Number((1 / Math.sqrt(Math.max(variance, 1e-12))).toPrecision(5));
+}
+
+/** Rewrites `scaling_factor` in a saved vae folder's config.json. */
+function writeScalingFactor(vaeDir: string, value: number): void {
+  const file = path.join(vaeDir, 'config.json');
+  const json = readJsonFile(file) as Record<string, unknown>;
+  json.scaling_factor = value;
+  writeFileAtomic(file, `${JSON.stringify(json, null, 2)}\n`);
+}
+
 /** Adapts the data loader's batches (indexed by micro-step) to the trainer's FlowBatch. */
 class FlowBatches implements BatchSource<FlowBatch & { raw: Batch }> {
   constructor(private readonly src: DataBatchSource) {}
@@ -154,6 +205,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   const emit: TrainEventHandler = (e) => opts.onEvent?.(e);
   const warn = (text: string) => emit({ type: 'message', level: 'warn', text });
   const info = (text: string) => emit({ type: 'message', level: 'info', text });
+  if (c.lora && !opts.trainable) throw new Error('the config has a lora section: LoRA fine-tuning runs with `sana finetune`');
 
   // 1. Run folder first: an unwritable output_dir fails before any loading.
   const run = RunFolder.open(c.output_dir);
@@ -163,7 +215,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
 
   try {
     // 2. Data.
-    const dataset = await ImageDataset.open(c.data.path, { buckets: squareBucketTable(c.data.resolution), limit: c.data.limit ?? undefined, onWarning: warn });
+    const dataset = await ImageDataset.open(c.data.path, { buckets: squareBucketTable(c.data.resolution), channels: c.data.channels as 1 | 3, limit: c.data.limit ?? undefined, onWarning: warn });
     info(`dataset ${c.data.path}: ${dataset.items.length} images`);
     const microBatch = c.data.batch_size;
 
@@ -173,6 +225,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
     let batches: BatchSource<any>;
     let saveModel: (dir: string) => void;
     let loadModel: (dir: string) => void;
+    let validate: ((step: number) => Promise<string>) | null = null;
     if (c.task === 'autoencoder') {
       const ae = buildAutoencoder(c);
       model = ae;
@@ -180,37 +233,43 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       const src = new DataBatchSource(dataset, { seed: c.seed, batchSize: microBatch, captionChoice: captionChoiceOf(c), onWarning: warn });
       batches = new PixelBatches(src);
       objective = reconstructionObjective(ae, c.train.reconstruction_loss);
-      saveModel = (dir) => saveAutoencoderDC(ae, path.join(dir, 'vae'));
+      const scalingSample = c.train.estimate_scaling_factor ? await fixedImageSample(dataset, SCALING_SAMPLE_SIZE) : null;
+      if (scalingSample) disposers.push(() => scalingSample.dispose());
+      saveModel = (dir) => {
+        saveAutoencoderDC(ae, path.join(dir, 'vae'));
+        if (scalingSample) writeScalingFactor(path.join(dir, 'vae'), latentScalingFactor(ae, scalingSample));
+      };
       loadModel = (dir) => loadWeightsInto(ae, path.join(dir, 'vae'));
+      validate = autoencoderValidation(c, ae, dataset, run.samplesDir);
     } else {
       const dit = buildTransformer(c);
       model = dit;
       disposers.push(() => dit.dispose());
       // 3a. Latents through the autoencoder once, into the cache (pixel space without one).
       let latents: LatentCache | undefined;
+      let vae: AutoencoderDC | null = null;
       if (c.vae.pretrained) {
-        const vae = loadAutoencoderDC(c.vae.pretrained);
-        const scale = c.vae.scaling_factor ?? vae.config.scaling_factor;
-        const identity = `${identityHash({ dir: path.resolve(c.vae.pretrained), config: vae.config, files: fs.readdirSync(c.vae.pretrained).map((f) => [f, fs.statSync(path.join(c.vae.pretrained!, f)).size]) })}-${scale}`;
+        const ae = loadAutoencoderDC(c.vae.pretrained);
+        // Kept for validation grids only; otherwise freed once the latents are cached.
+        if (c.validation.every !== null) vae = ae;
+        const scale = c.vae.scaling_factor ?? ae.config.scaling_factor;
+        const identity = `${identityHash({ dir: path.resolve(c.vae.pretrained), config: ae.config, files: fs.readdirSync(c.vae.pretrained).map((f) => [f, fs.statSync(path.join(c.vae.pretrained!, f)).size]) })}-${scale}`;
         try {
-          latents = await LatentCache.build(dataset, { identity, encode: (x: Tensor4D) => tf.tidy(() => vae.encode(x).mul(scale) as Tensor4D) }, { dir: path.join(cacheDir, 'latents') });
-        } finally {
-          vae.dispose();
+          latents = await LatentCache.build(dataset, { identity, encode: (x: Tensor4D) => tf.tidy(() => ae.encode(x).mul(scale) as Tensor4D) }, { dir: path.join(cacheDir, 'latents') });
+        } catch (e) {
+          ae.dispose();
+          throw e;
         }
+        if (vae) disposers.push(() => ae.dispose());
+        else ae.dispose();
         info(`latents: ${latents.encoded} encoded, ${latents.reused} from the cache`);
         disposers.push(() => latents!.close());
       }
       // 3b. Caption states through Gemma-2 once, into the text-embedding cache.
-      if (!c.text_encoder.pretrained) throw new Error('text_encoder.pretrained: flow training needs a Gemma-2 text encoder folder');
-      const teDir = c.text_encoder.pretrained;
-      const encoder = new SanaPromptEncoder({
-        tokenizer: loadGemmaTokenizer(c.text_encoder.tokenizer ?? undefined),
-        textEncoder: () => loadGemma2Model(teDir),
-        cache: new TextEmbeddingCache(path.join(cacheDir, 'text'), gemmaEncoderIdentity(teDir)),
-        maxSequenceLength: c.text_encoder.max_length,
-        complexHumanInstruction: c.text_encoder.complex_human_instruction ? undefined : null,
+      const encoder = promptEncoderFor(c, path.join(cacheDir, 'text'));
+      disposers.push(() => {
+        if (encoder.isLoaded) encoder.release();
       });
-      disposers.push(() => encoder.release());
       const [nullRow] = encoder.encodeToHost([''], { negative: true });
       const nullCaption: NullCaption = { embeds: tf.tensor2d(nullRow.embeds, [nullRow.length, nullRow.dim]), mask: tf.tensor1d(nullRow.mask, 'int32') as Tensor1D };
       disposers.push(() => tf.dispose([nullCaption.embeds, nullCaption.mask]));
@@ -226,10 +285,21 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       objective = flowObjective((inputs) => dit.forward(inputs), { seed: c.seed, sampling: samplingOf(c), captionDropout: c.data.caption_dropout, nullCaption });
       saveModel = (dir) => saveDiffusersComponent(dit, toDiffusersConfigJson(dit.config), path.join(dir, 'transformer'));
       loadModel = (dir) => loadWeightsInto(dit, path.join(dir, 'transformer'));
+      if (c.validation.every !== null) {
+        const components = { transformer: dit, vae, promptEncoder: encoder, scheduler: schedulerConfigFor(c), vaeScalingFactor: c.vae.scaling_factor ?? undefined };
+        validate = flowValidation(c, components, run.samplesDir);
+      }
     }
 
-    // 4. Optimizer, schedule, loop.
-    const params = model.trainableParameters();
+    // 4. Optimizer, schedule, loop (over the parameters the caller selects, when it does).
+    let params = model.trainableParameters();
+    if (opts.trainable) {
+      const selection = opts.trainable(model);
+      disposers.push(() => selection.dispose());
+      params = selection.params;
+      saveModel = (dir) => selection.save(dir);
+      loadModel = (dir) => selection.load(dir);
+    }
     const optimizer = createOptimizer(c.optimizer, params);
     const reporter = c.report_to === 'wandb' ? await createWandbReporter(c.wandb, c as unknown as Record<string, unknown>, emit) : null;
     const trainer = new Trainer({
@@ -250,6 +320,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       loadModel,
       configDigest: trajectoryDigest(c),
       batchSize: microBatch,
+      validation: validate && c.validation.every !== null ? { every: c.validation.every, run: validate } : undefined,
       onEvent: (e) => {
         emit(e);
         reporter?.onEvent(e);
@@ -258,7 +329,6 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
     disposers.push(() => trainer.dispose());
     opts.onStopHandle?.(() => trainer.requestStop());
     if (opts.resume) trainer.resume(run.resolveResume(opts.resume).dir);
-    if (c.validation.every !== null) warn('validation images are not produced by this version of the trainer: the sampling pipeline is not wired in yet');
     const result = await trainer.run({ stopAt: opts.stopAt });
     await reporter?.finish();
     return { runDir: run.dir, step: result.step, checkpoint: result.checkpoint };

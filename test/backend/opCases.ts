@@ -128,6 +128,15 @@ export const OP_CASES: OpCase[] = [
   // every backend): forward only. Linear layers fold the batch into rows before their matmul.
   { name: 'matMul broadcast weight [2,5,7]x[7,3]', inputs: [{ shape: [2, 5, 7] }, { shape: [7, 3] }], f: (a, b) => tf.matMul(a, b), grad: false },
   { name: 'matMul broadcast lhs [1,5,7]x[3,7,4]', inputs: [{ shape: [1, 5, 7] }, { shape: [3, 7, 4] }], f: (a, b) => tf.matMul(a, b), grad: false },
+  // The layouts the wasm BatchMatMul routing distinguishes: transposes with batches, per-head products
+  // of attention, a shared matrix on either side, broadcasting between two batches.
+  { name: 'matMul batched transposeA+B', inputs: [{ shape: [3, 7, 5] }, { shape: [3, 4, 7] }], f: (a, b) => tf.matMul(a, b, true, true) },
+  { name: 'matMul heads K^T V [2,4,16,8]', inputs: [{ shape: [2, 4, 16, 8] }, { shape: [2, 4, 16, 8] }], f: (a, b) => tf.matMul(a, b, true, false) },
+  { name: 'matMul heads Q (KV) [2,4,16,8]x[2,4,8,8]', inputs: [{ shape: [2, 4, 16, 8] }, { shape: [2, 4, 8, 8] }], f: (a, b) => tf.matMul(a, b) },
+  { name: 'matMul broadcast weight transposeB [2,5,7]x[3,7]', inputs: [{ shape: [2, 5, 7] }, { shape: [3, 7] }], f: (a, b) => tf.matMul(a, b, false, true), grad: false },
+  { name: 'matMul broadcast lhs transposeA [1,7,5]x[3,7,4]', inputs: [{ shape: [1, 7, 5] }, { shape: [3, 7, 4] }], f: (a, b) => tf.matMul(a, b, true, false), grad: false },
+  // (tfjs' cpu kernel gets [2,1] against [1,3] batches wrong, so the reference case broadcasts one side.)
+  { name: 'matMul broadcast batches [2,3,5,7]x[1,3,4,7]', inputs: [{ shape: [2, 3, 5, 7] }, { shape: [1, 3, 4, 7] }], f: (a, b) => tf.matMul(a, b, false, true), grad: false },
 
   // Convolutions: patch embedding, GLUMBConv (1x1, depthwise 3x3), DC-AE (3x3, stride 2).
   { name: 'conv2d 3x3 same', inputs: [nhwc(2, 6, 7, 4), { shape: [3, 3, 4, 5] }], f: conv(1, 'same') },
@@ -139,6 +148,8 @@ export const OP_CASES: OpCase[] = [
   { name: 'conv2d 3x3 stride 2 same odd', inputs: [nhwc(1, 7, 9, 3), { shape: [3, 3, 3, 4] }], f: conv(2, 'same') },
   { name: 'conv2d 2x2 stride 2 valid', inputs: [nhwc(2, 8, 6, 3), { shape: [2, 2, 3, 5] }], f: conv(2, 'valid') },
   { name: 'conv2d 1x1', inputs: [nhwc(2, 5, 5, 8), { shape: [1, 1, 8, 6] }], f: conv(1, 'valid') },
+  { name: 'conv2d 5x5 stride 2 same', inputs: [nhwc(1, 9, 8, 3), { shape: [5, 5, 3, 4] }], f: conv(2, 'same') },
+  { name: 'conv2d 3x3 stride 2 valid even', inputs: [nhwc(1, 8, 8, 3), { shape: [3, 3, 3, 2] }], f: conv(2, 'valid') },
   // tfjs-core has no gradient for dilated convolutions: forward only.
   { name: 'conv2d 3x3 dilation 2', inputs: [nhwc(1, 9, 9, 3), { shape: [3, 3, 3, 4] }], f: conv(1, 'same', 2), grad: false },
   { name: 'depthwise 3x3 pad 1', inputs: [nhwc(2, 6, 7, 5), { shape: [3, 3, 5, 1] }], f: dwconv(1, 1) },
@@ -151,6 +162,11 @@ export const OP_CASES: OpCase[] = [
     name: 'conv2dTranspose stride 2',
     inputs: [nhwc(2, 4, 5, 6), { shape: [3, 3, 4, 6] }],
     f: (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 8, 10, 4], 2, 'same'),
+  },
+  {
+    name: 'conv2dTranspose stride 2 valid',
+    inputs: [nhwc(1, 3, 4, 5), { shape: [3, 3, 2, 5] }],
+    f: (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [1, 7, 9, 2], 2, 'valid'),
   },
 
   // Norms and activations.
@@ -193,4 +209,21 @@ export const OP_CASES: OpCase[] = [
   { name: 'pixel unshuffle (spaceToDepth)', inputs: [nhwc(2, 6, 4, 3)], f: (x) => pixelUnshuffle(x, 2) },
   { name: 'nearest upsample x2', inputs: [nhwc(1, 3, 4, 2)], f: (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [6, 8]) },
   { name: 'avgPool 2x2', inputs: [nhwc(1, 6, 6, 3)], f: (x) => tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid') },
+];
+
+/**
+ * Cases only some backends accept (native TensorFlow takes no explicit convolution padding): padding
+ * on the trailing side wider than the filter reaches, which the wasm Conv2DBackpropInput composite crops.
+ */
+export const EXPLICIT_PAD_CASES: OpCase[] = [
+  {
+    name: 'conv2d 3x3 explicit pad wider than filter at the end',
+    inputs: [nhwc(1, 6, 6, 2), { shape: [3, 3, 2, 3] }],
+    f: (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, [[0, 0], [1, 3], [0, 2], [0, 0]]),
+  },
+  {
+    name: 'conv2d 3x3 stride 2 explicit pad',
+    inputs: [nhwc(1, 7, 6, 2), { shape: [3, 3, 2, 3] }],
+    f: (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, [[0, 0], [2, 1], [1, 3], [0, 0]]),
+  },
 ];

@@ -118,5 +118,6 @@ test('the bundled example configs validate', () => {
   const files: string[] = [];
   const walk = (d: string) => fs.existsSync(d) && fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.yaml') && files.push(path.join(d, e.name))));
   walk(path.join(configs, 'train'));
+  for (const name of ['quickstart', 'autoencoder', 'dit']) files.push(path.join(configs, 'fashion-mnist', `${name}.yaml`));
   for (const f of files) expect(() => loadTrainConfig(f)).not.toThrow();
 });

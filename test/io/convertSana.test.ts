@@ -6,6 +6,8 @@ import { PthCheckpoint } from '../../src/io/pth';
 import { SafetensorsCheckpoint } from '../../src/io/safetensors';
 import { loadSanaTransformer } from '../../src/io/pretrained/transformer';
 import { useTestBackend } from '../helpers';
+import { main } from '../../src/cli/main';
+import { parseByteSize, parseConvertOptions } from '../../src/cli/commands/convert';
 
 const FIX = path.resolve(__dirname, '..', 'fixtures', 'pth');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sana-convert-'));
@@ -131,5 +133,42 @@ describe('sana convert: clear errors', () => {
     expect(() => convertSanaCheckpoint(path.join(FIX, 'sana_original_tiny.pth'), path.join(tmp, 'x'), { key: 'ema' })).toThrow(/no "ema" entry \(top-level keys: state_dict\)/);
     expect(() => convertSanaCheckpoint(path.join(FIX, 'small_zip.pth'), path.join(tmp, 'x'))).toThrow(/small_zip\.pth: not an original SANA checkpoint: tensor "x_embedder\.proj\.weight" is missing/);
     expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
+  });
+});
+
+describe('sana convert (command line)', () => {
+  test('options: typed values and errors naming the option', () => {
+    expect(parseConvertOptions('a.pth', { out: 'o' })).toEqual({
+      checkpoint: 'a.pth', out: 'o', key: 'state_dict', imageSize: 1024, numCrossAttentionHeads: null, dtype: 'float32', maxShardBytes: 5e9,
+    });
+    expect(parseConvertOptions('a.pth', { out: 'o', key: 'state_dict_ema', imageSize: '512', numCrossAttentionHeads: '2', dtype: 'bfloat16', maxShardSize: '500MB' })).toMatchObject({
+      key: 'state_dict_ema', imageSize: 512, numCrossAttentionHeads: 2, dtype: 'bfloat16', maxShardBytes: 5e8,
+    });
+    expect(parseByteSize('2KB')).toBe(2000);
+    expect(() => parseConvertOptions('a.pth', { out: 'o', imageSize: 'big' })).toThrow(/--image-size must be a positive integer, got "big"/);
+    expect(() => parseConvertOptions('a.pth', { out: 'o', maxShardSize: 'lots' })).toThrow(/--max-shard-size must be a size such as 5GB/);
+    expect(() => parseConvertOptions('a.pth', { out: 'o', dtype: 'int8' })).toThrow(/--dtype must be float32, float16 or bfloat16, got "int8"/);
+  });
+
+  test('end to end: progress lines, the folder, and clear errors', async () => {
+    const out = path.join(tmp, 'cli');
+    const logs: string[] = [];
+    const errors: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void logs.push(a.join(' ')));
+    const err = jest.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void errors.push(a.join(' ')));
+    try {
+      const src = path.join(FIX, 'sana_original_tiny.pth');
+      expect(await main(['convert', src, '--out', out, '--num-cross-attention-heads', '1', '--image-size', '512'])).toBe(0);
+      expect(fs.existsSync(path.join(out, 'transformer', 'config.json'))).toBe(true);
+      expect(logs.join('\n')).toMatch(/converting +\d+\/\d+ +\S+/);
+      expect(logs[logs.length - 1]).toMatch(/^wrote .*transformer: \d+ tensors in 1 shard\(s\), float32; 2 layers, width 32, sample_size 16; dropped /);
+      expect(await main(['convert', src, '--out', path.join(tmp, 'cli2')])).toBe(1);
+      expect(errors.join('\n')).toMatch(/pass it \(--num-cross-attention-heads\)/);
+      expect(await main(['convert', path.join(tmp, 'absent.pth'), '--out', out])).toBe(1);
+      expect(errors.join('\n')).toMatch(/absent\.pth: no such checkpoint file/);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+    }
   });
 });

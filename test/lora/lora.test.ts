@@ -150,3 +150,21 @@ test('LoRA forward leaks no tensors', async () => {
   const input = x();
   await expectNoLeak(() => toy.forward(input).dispose());
 });
+
+test('rank_pattern / alpha_pattern of the metadata apply per layer by peft\'s suffix rule', () => {
+  const f32 = (shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+  const meta = { 'transformer.r': 4, 'transformer.lora_alpha': 4, 'transformer.rank_pattern': { 'attn1.to_q': 2 }, 'transformer.alpha_pattern': { 'to_q': 6 } };
+  const file = path.join(tmp, 'patterns.safetensors');
+  writeSafetensors(file, {
+    'transformer.transformer_blocks.0.attn1.to_q.lora_A.weight': f32([2, 6]), 'transformer.transformer_blocks.0.attn1.to_q.lora_B.weight': f32([6, 2]),
+    'transformer.transformer_blocks.0.attn1.to_k.lora_A.weight': f32([4, 6]), 'transformer.transformer_blocks.0.attn1.to_k.lora_B.weight': f32([6, 4]),
+  }, { format: 'pt', lora_adapter_metadata: JSON.stringify(meta) });
+  const layers = new Map(readLoraFile(file).layers.map((l) => [l.path.split('.').pop(), l]));
+  expect(layers.get('to_q')).toMatchObject({ rank: 2, alpha: 6 });
+  expect(layers.get('to_k')).toMatchObject({ rank: 4, alpha: 4 });
+  const wrong = path.join(tmp, 'wrong-rank.safetensors');
+  writeSafetensors(wrong, {
+    'transformer.transformer_blocks.0.attn1.to_k.lora_A.weight': f32([2, 6]), 'transformer.transformer_blocks.0.attn1.to_k.lora_B.weight': f32([6, 2]),
+  }, { format: 'pt', lora_adapter_metadata: JSON.stringify(meta) });
+  expect(() => readLoraFile(wrong)).toThrow(/transformer_blocks\.0\.attn1\.to_k: rank 2 in the tensors but 4 in the metadata/);
+});

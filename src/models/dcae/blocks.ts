@@ -10,6 +10,18 @@ import { DCBlockType, DCNormType } from './config';
 import { Block2d, RMSNorm2d, channelNorm } from './norms';
 import { channelGroupMean, pixelShuffle, pixelUnshuffle, repeatChannels, upsampleNearest } from './ops';
 
+/**
+ * diffusers' `get_activation(name)` for DC-AE configs: the shared activations, plus `mish`
+ * (x * tanh(softplus(x))), which diffusers also accepts there.
+ */
+export function dcaeActivation(name: string): (x: tf.Tensor) => tf.Tensor {
+  if (name === 'mish') {
+    // softplus(x) = max(x, 0) + log(1 + exp(-|x|)): no overflow, and only ops every backend differentiates.
+    return (x) => tf.tidy(() => x.mul(tf.tanh(tf.relu(x).add(tf.log(tf.exp(x.abs().neg()).add(1))))));
+  }
+  return activation(name);
+}
+
 /** conv3x3 -> act -> conv3x3 (no bias) -> norm, plus the input. */
 export class ResBlock extends Module implements Block2d {
   readonly conv1: Conv2d;
@@ -23,7 +35,7 @@ export class ResBlock extends Module implements Block2d {
     this.conv1 = this.module('conv1', new Conv2d(inChannels, inChannels, 3, { padding: 1 }));
     this.conv2 = this.module('conv2', new Conv2d(inChannels, outChannels, 3, { padding: 1, bias: false }));
     this.norm = this.module('norm', channelNorm(normType, outChannels));
-    this.act = activation(actFn);
+    this.act = dcaeActivation(actFn);
   }
 
   forward(x: Tensor4D): Tensor4D {

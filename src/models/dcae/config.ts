@@ -59,8 +59,8 @@ const DEFAULTS: Record<string, unknown> = {
 
 const BLOCK_TYPES: readonly DCBlockType[] = ['ResBlock', 'EfficientViTBlock'];
 const NORM_TYPES: readonly DCNormType[] = ['rms_norm', 'layer_norm', 'batch_norm'];
-/** Activations diffusers' `get_activation` knows (mish excepted). */
-const ACTIVATIONS = ['silu', 'swish', 'relu', 'gelu'];
+/** Activations diffusers' `get_activation` knows. */
+const ACTIVATIONS = ['silu', 'swish', 'relu', 'gelu', 'mish'];
 
 export class ConfigError extends Error {
   constructor(source: string, field: string, problem: string) {
@@ -227,8 +227,10 @@ export const DC_AE_F32C32_SANA_1_0: Readonly<Record<string, unknown>> = Object.f
 });
 
 /**
- * Parameters of the f32c32-sana-1.0 preset (encoder 153,027,104 + decoder 159,223,171), as counted
- * from the module tree (the same parameter list as the reference module).
+ * Parameters of the f32c32-sana-1.0 preset (encoder 153,027,104 + decoder 159,223,171). Checked against
+ * the reference: diffusers' `AutoencoderDC(**config)` built on the meta device with this config counts
+ * the same 312,250,275 (sum of `numel()` over `parameters()`; scripts/fixtures/make_dcae_fixtures.py
+ * prints it).
  */
 export const DC_AE_F32C32_SANA_1_0_NUM_PARAMETERS = 312_250_275;
 

@@ -4,8 +4,8 @@
  * in encoder order and run from the last to the first. NHWC in and out.
  */
 import { tf, Tensor, Tensor4D } from '../../backend';
-import { Conv2d, Module, activation } from '../../nn';
-import { makeBlock, DCUpBlock2d } from './blocks';
+import { Conv2d, Module } from '../../nn';
+import { dcaeActivation, makeBlock, DCUpBlock2d } from './blocks';
 import { AutoencoderDCConfig } from './config';
 import { Block2d, RMSNorm2d, Sequential2d } from './norms';
 import { repeatChannels } from './ops';
@@ -51,7 +51,7 @@ export class Decoder extends Module {
     // 3. Head: RMSNorm, activation, 3x3 conv to pixels (or, first stage empty, a shortcut-free up-sampling block).
     const headChannels = layers[0] > 0 ? widths[0] : widths[1];
     this.norm_out = this.module('norm_out', new RMSNorm2d(headChannels));
-    this.convAct = activation(c.decoder_conv_act_fn);
+    this.convAct = dcaeActivation(c.decoder_conv_act_fn);
     this.conv_out = this.module(
       'conv_out',
       layers[0] > 0 ? new Conv2d(headChannels, c.in_channels, 3, { padding: 1 }) : new DCUpBlock2d(headChannels, c.in_channels, interpolate, false),

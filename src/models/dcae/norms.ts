@@ -28,7 +28,11 @@ export class RMSNorm2d extends Module implements Block2d {
   }
 }
 
-/** `nn.LayerNorm(C, eps=1e-5)` over channels. */
+/**
+ * `nn.LayerNorm(C, eps=1e-5)` exactly as DC-AE applies it: unlike RMSNorm, the reference does not move
+ * channels last first, so on its NCHW tensor the norm acts over the WIDTH axis, with weight and bias
+ * indexed by column. PyTorch accepts that only when W == C; so do we, with an error that says why.
+ */
 export class LayerNorm2d extends Module implements Block2d {
   readonly weight: Parameter;
   readonly bias: Parameter;
@@ -40,7 +44,18 @@ export class LayerNorm2d extends Module implements Block2d {
   }
 
   forward(x: Tensor4D): Tensor4D {
-    return tf.tidy(() => layerNorm(x, this.eps).mul(this.weight.value).add(this.bias.value) as Tensor4D);
+    const [, , w, c] = x.shape;
+    if (w !== this.channels || c !== this.channels) {
+      throw new Error(
+        `LayerNorm2d: the reference applies nn.LayerNorm(${this.channels}) to the last axis of its NCHW tensor (the width), ` +
+          `so it needs width == channels == ${this.channels}; got NHWC [${x.shape}] (use rms_norm for a channel norm)`,
+      );
+    }
+    return tf.tidy(() => {
+      const nhcw = x.transpose([0, 1, 3, 2]); // [B, H, C, W]: the reference's last axis last
+      const y = layerNorm(nhcw, this.eps).mul(this.weight.value).add(this.bias.value);
+      return y.transpose([0, 1, 3, 2]) as Tensor4D;
+    });
   }
 }
 

@@ -33,6 +33,28 @@ export function mergeHeads(x: Tensor4D): Tensor3D {
 }
 
 /**
+ * Several Linear layers applied to the same input as one GEMM, x [..., in] @ [W_1 | W_2 | ...] plus the
+ * concatenated biases, split back into one output per layer: one large product instead of several
+ * narrow ones, in the forward and in both backward products. Layers with adapters (LoRA), or a mix of
+ * layers with and without bias, run one by one so every term takes part.
+ * @returns one tensor [..., out_i] per layer
+ */
+export function fusedLinears(layers: Linear[], x: Tensor): Tensor[] {
+  return tf.tidy(() => {
+    const withBias = layers.filter((l) => l.bias !== null).length;
+    if (layers.length === 1 || layers.some((l) => l.adapters.length > 0) || (withBias > 0 && withBias < layers.length)) {
+      return layers.map((l) => l.forward(x));
+    }
+    const inFeatures = layers[0].inFeatures;
+    const lead = x.shape.slice(0, -1);
+    const weight = tf.concat(layers.map((l) => l.weight.value), 1); // [in, sum of out]
+    let y = tf.matMul(x.reshape([-1, inFeatures]), weight); // [rows, sum of out]
+    if (withBias) y = y.add(tf.concat(layers.map((l) => l.bias!.value)));
+    return tf.split(y, layers.map((l) => l.outFeatures), 1).map((t, i) => t.reshape([...lead, layers[i].outFeatures]));
+  });
+}
+
+/**
  * ReLU linear attention (SANA's "linear DiT" self-attention), O(N) in the number of tokens:
  *
  *   out_n = sum_m (relu(q_n) . relu(k_m)) v_m / (sum_m relu(q_n) . relu(k_m) + 1e-15)
@@ -113,11 +135,17 @@ abstract class AttentionBase extends Module {
     [this.to_out] = this.moduleList('to_out', [new Linear(inner, o.queryDim, xavierLinear)]);
   }
 
-  /** q, k, v projections with qk-norm applied over all heads' channels (before the head split). */
+  /**
+   * q, k, v projections with qk-norm applied over all heads' channels (before the head split). Layers
+   * that read the same input share one GEMM (q, k, v for self-attention; k, v for cross-attention).
+   */
   protected project(x: Tensor, context: Tensor): [Tensor, Tensor, Tensor] {
-    let q = this.to_q.forward(x);
-    let k = this.to_k.forward(context);
-    const v = this.to_v.forward(context);
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (x === context) [q, k, v] = fusedLinears([this.to_q, this.to_k, this.to_v], x);
+    else {
+      q = this.to_q.forward(x);
+      [k, v] = fusedLinears([this.to_k, this.to_v], context);
+    }
     if (this.norm_q) q = this.norm_q.forward(q);
     if (this.norm_k) k = this.norm_k.forward(k);
     return [q, k, v];

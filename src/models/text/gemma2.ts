@@ -15,7 +15,7 @@ import { tf, Tensor, Tensor2D, Tensor3D } from '../../backend';
 import { Linear, Module, Parameter, activation, normal, zeros } from '../../nn';
 import { Gemma2Config, Gemma2LayerType } from './gemma2Config';
 import { attentionBias } from './attentionMask';
-import { applyRotary, rotaryTables } from './rotary';
+import { applyRotary, rotaryTables, scaledInverseFrequencies } from './rotary';
 
 /** Gemma's RMSNorm: x / sqrt(mean(x^2) + eps) * (1 + weight); the weight starts at 0. */
 export class Gemma2RMSNorm extends Module {
@@ -216,12 +216,12 @@ export class Gemma2Model extends Module {
     if (attentionMask && (attentionMask.rank !== 2 || attentionMask.shape[0] !== b || attentionMask.shape[1] !== s)) {
       throw new Error(`Gemma2Model: attention_mask must have the shape of input_ids [${b}, ${s}], got [${attentionMask.shape}]`);
     }
-    if (s > c.max_position_embeddings) {
-      throw new Error(`Gemma2Model: sequence of ${s} tokens exceeds max_position_embeddings (${c.max_position_embeddings})`);
-    }
+    // Longer sequences than max_position_embeddings are allowed, as in the reference: RoPE extrapolates
+    // (and "dynamic" scaling exists for exactly that case).
     return tf.tidy(() => {
       // 1. shared per-call tables: rotary angles for positions 0..S-1 and one mask per layer type
-      const tables = rotaryTables(s, c.head_dim, c.rope_theta);
+      const inv = scaledInverseFrequencies(c.head_dim, c.rope_theta, c.rope_scaling, s, c.max_position_embeddings);
+      const tables = rotaryTables(s, c.head_dim, c.rope_theta, inv);
       const ctx: Gemma2AttentionContext = {
         cos: tf.tensor2d(tables.cos, [s, c.head_dim]),
         sin: tf.tensor2d(tables.sin, [s, c.head_dim]),

@@ -23,6 +23,12 @@ export interface Gemma2Config {
   rms_norm_eps: number;
   /** RoPE base frequency. */
   rope_theta: number;
+  /**
+   * RoPE frequency scaling (transformers' `rope_parameters.rope_type` other than "default"): "linear"
+   * divides every frequency by `factor`; "dynamic" (NTK) raises the base once a sequence is longer than
+   * `max_position_embeddings`. Null or absent: the default RoPE.
+   */
+  rope_scaling?: Gemma2RopeScaling | null;
   attention_bias: boolean;
   /** Attention logits become tanh(s / cap) * cap; null disables. */
   attn_logit_softcapping: number | null;
@@ -36,6 +42,11 @@ export interface Gemma2Config {
   pad_token_id: number | null;
   bos_token_id: number | null;
   eos_token_id: number | number[] | null;
+}
+
+export interface Gemma2RopeScaling {
+  rope_type: 'linear' | 'dynamic';
+  factor: number;
 }
 
 export class Gemma2ConfigError extends Error {
@@ -140,7 +151,7 @@ export function parseGemma2Config(raw: unknown, source = 'Gemma2 config', opts: 
 
   const max_position_embeddings = int('max_position_embeddings');
   const rms_norm_eps = positive('rms_norm_eps');
-  const rope_theta = parseRope(j, source, seen);
+  const { theta: rope_theta, scaling: rope_scaling } = parseRope(j, source, seen);
 
   seen.add('attention_bias');
   const attention_bias = j.attention_bias ?? DEFAULTS.attention_bias;
@@ -193,27 +204,42 @@ export function parseGemma2Config(raw: unknown, source = 'Gemma2 config', opts: 
 
   return {
     vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim,
-    hidden_activation, max_position_embeddings, rms_norm_eps, rope_theta, attention_bias, attn_logit_softcapping,
+    hidden_activation, max_position_embeddings, rms_norm_eps, rope_theta, rope_scaling, attention_bias, attn_logit_softcapping,
     final_logit_softcapping, query_pre_attn_scalar, sliding_window, layer_types,
     pad_token_id, bos_token_id, eos_token_id: eos as number | number[] | null,
   };
 }
 
-/** RoPE settings: 5.x `rope_parameters`, 4.x `rope_theta` (+ `rope_scaling`). Only the default RoPE exists for Gemma-2. */
-function parseRope(j: Record<string, unknown>, source: string, seen: Set<string>): number {
+/**
+ * RoPE settings: 5.x `rope_parameters`, 4.x `rope_theta` (+ `rope_scaling`). The default RoPE and the
+ * two scalings that only change the frequencies ("linear", "dynamic") are supported; the others
+ * (yarn, llama3, longrope, ...) are refused by name rather than computed differently.
+ */
+function parseRope(j: Record<string, unknown>, source: string, seen: Set<string>): { theta: number; scaling: Gemma2RopeScaling | null } {
   seen.add('rope_theta');
   seen.add('rope_parameters');
   seen.add('rope_scaling');
   const params = j.rope_parameters ?? j.rope_scaling ?? null;
   let theta: unknown = j.rope_theta;
   let field = 'rope_theta';
+  let scaling: Gemma2RopeScaling | null = null;
   if (params !== null) {
     const pf = j.rope_parameters !== undefined && j.rope_parameters !== null ? 'rope_parameters' : 'rope_scaling';
     if (typeof params !== 'object' || Array.isArray(params)) throw new Gemma2ConfigError(source, pf, `expected an object, got ${JSON.stringify(params)}`);
     const p = params as Record<string, unknown>;
     const type = p.rope_type ?? p.type ?? 'default';
-    if (type !== 'default') {
-      throw new Gemma2ConfigError(source, `${pf}.rope_type`, `only the "default" RoPE is supported for Gemma-2, got ${JSON.stringify(type)}`);
+    if (type === 'linear' || type === 'dynamic') {
+      const factor = p.factor;
+      if (typeof factor !== 'number' || !Number.isFinite(factor) || factor < 1) {
+        throw new Gemma2ConfigError(source, `${pf}.factor`, `"${type}" RoPE needs a factor >= 1, got ${JSON.stringify(factor)}`);
+      }
+      scaling = { rope_type: type, factor };
+    } else if (type !== 'default') {
+      throw new Gemma2ConfigError(source, `${pf}.rope_type`, `supported RoPE types are "default", "linear" and "dynamic", got ${JSON.stringify(type)}`);
+    }
+    if (p.partial_rotary_factor !== undefined && p.partial_rotary_factor !== null && p.partial_rotary_factor !== 1) {
+      // Gemma-2 rotates the whole head: a partial factor makes the reference fail on mismatched shapes.
+      throw new Gemma2ConfigError(source, `${pf}.partial_rotary_factor`, `Gemma-2 rotates whole heads (1.0), got ${JSON.stringify(p.partial_rotary_factor)}`);
     }
     if (p.rope_theta !== undefined) {
       theta = p.rope_theta;
@@ -224,5 +250,5 @@ function parseRope(j: Record<string, unknown>, source: string, seen: Set<string>
   if (typeof theta !== 'number' || !(theta > 0) || !Number.isFinite(theta)) {
     throw new Gemma2ConfigError(source, field, `expected a positive number, got ${JSON.stringify(theta)}`);
   }
-  return theta;
+  return { theta, scaling };
 }

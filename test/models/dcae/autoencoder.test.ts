@@ -8,7 +8,7 @@ import { loadCase } from '../../../src/golden/case';
 import { toFloat32 } from '../../../src/io/safetensors';
 import { loadAutoencoderDC } from '../../../src/io/pretrained/autoencoder';
 import { AutoencoderDC, nchwToNhwc } from '../../../src/models/dcae';
-import { valueAndGrads } from '../../../src/nn';
+import { rngFor, valueAndGrads } from '../../../src/nn';
 import { GOLDEN_DIR, expectNoLeak, useTestBackend } from '../../helpers';
 
 const tiledCase = loadCase(path.join(GOLDEN_DIR, 'dc_ae_tiled'));
@@ -118,23 +118,28 @@ describe('tiled decoding', () => {
     tf.dispose([z, a, b]);
   });
 
-  test('peak memory follows the tile, not the image', () => {
-    // Extra bytes at the peak beyond the output image itself, for a latent of `rows` x 4.
-    const extraPeak = (rows: number, tiled: boolean) => {
-      const z = tf.randomNormal([1, rows, 4, 8], 0, 1, 'float32', rows) as tf.Tensor4D;
-      const before = tf.memory().numBytes;
+  test('peak memory follows the tile, not the image', async () => {
+    // Peak tensor bytes allocated by one decode of a latent `rows` x 2 (one column of tiles), and the
+    // bytes of its output.
+    const peak = async (rows: number, tiled: boolean) => {
+      const z = tf.tensor4d(rngFor(0, 'dcae-peak', rows).normalArray(rows * 2 * 8), [1, rows, 2, 8]);
       let outBytes = 0;
-      const info = tf.tidy(() => {
+      const before = tf.memory().numBytes; // weights and the latent
+      const info = await tf.profile(() => {
         const out = tiled ? model.decodeTiled(z, tiling) : model.decode(z);
         outBytes = out.size * 4;
-        return out;
+        out.dispose();
       });
-      info.dispose();
-      const prof = tf.tidy(() => 0); // keep typing simple: profile below
-      void prof;
       z.dispose();
-      return { before, outBytes };
+      return { peak: info.peakBytes - before, out: outBytes };
     };
-    void extraPeak;
+    const [smallTiled, bigTiled, smallFull, bigFull] = [await peak(4, true), await peak(10, true), await peak(4, false), await peak(10, false)];
+    // Untiled, the activations beyond the output grow with the image (2.5x the pixels here).
+    expect(bigFull.peak - bigFull.out).toBeGreaterThan(2 * (smallFull.peak - smallFull.out));
+    // Tiled, the peak is the output image, the kept rows being joined into it (one more image), and
+    // one tile's activations, which do not depend on the image size.
+    const tileWork = (p: { peak: number; out: number }) => p.peak - 2 * p.out;
+    expect(tileWork(bigTiled)).toBeLessThanOrEqual(tileWork(smallTiled) * 1.05 + 64 * 1024);
+    expect(bigTiled.peak).toBeLessThan(bigFull.peak / 2);
   });
 });

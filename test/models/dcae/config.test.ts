@@ -6,6 +6,7 @@ import {
   autoencoderDCPreset,
   parseAutoencoderDCConfig,
 } from '../../../src/models/dcae';
+import { infoLines, parseInfoOptions } from '../../../src/cli/commands/info';
 import { GOLDEN_DIR } from '../../helpers';
 
 const goldenConfig = () => readJsonFile(path.join(GOLDEN_DIR, 'dc_ae_tiny', 'config.json')) as Record<string, unknown>;
@@ -74,5 +75,28 @@ describe('f32c32-sana-1.0 preset', () => {
 
   test('unknown presets list the known ones', () => {
     expect(() => autoencoderDCPreset('f64c128')).toThrow(/unknown preset; expected one of f32c32-sana-1.0/);
+  });
+});
+
+describe('sana info', () => {
+  test('lists the autoencoder preset next to the transformer presets', () => {
+    const lines = infoLines(parseInfoOptions({}));
+    expect(lines).toContain('autoencoder presets:');
+    expect(lines.find((l) => l.startsWith('f32c32-sana-1.0'))).toMatch(/312\.3M/);
+    expect(lines.some((l) => l.startsWith('sana-1.6b'))).toBe(true);
+  });
+
+  test('--preset f32c32-sana-1.0 prints the exact count and the encoder/decoder split', () => {
+    const text = infoLines(parseInfoOptions({ preset: 'f32c32-sana-1.0' })).join('\n');
+    expect(text).toMatch(/f32c32 \(32x down-sampling, 32 latent channels\)/);
+    expect(text).toMatch(/parameters +312,250,275/);
+    expect(text).toMatch(/encoder +153,027,104/);
+    expect(text).toMatch(/decoder +159,223,171/);
+  });
+
+  test('--config on a vae folder reads its config.json', () => {
+    const text = infoLines(parseInfoOptions({ config: path.join(GOLDEN_DIR, 'dc_ae_tiny') })).join('\n');
+    expect(text).toMatch(/AutoencoderDC, f32c8/);
+    expect(text).toMatch(/parameters +270,251/);
   });
 });

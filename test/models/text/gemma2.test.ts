@@ -11,7 +11,7 @@ import { loadCase } from '../../../src/golden/case';
 import { gemma2Runner } from '../../../src/golden/runners/gemma2';
 import { readSafetensors, toInt32, writeSafetensors, TensorToWrite } from '../../../src/io/safetensors';
 import { gemmaEncoderIdentity, loadGemma2Model, readGemma2Config } from '../../../src/io/pretrained/gemma';
-import { Gemma2Model, parseGemma2Config, rotaryInverseFrequencies, attentionBias, MASK_BIAS } from '../../../src/models/text';
+import { Gemma2Model, parseGemma2Config, rotaryInverseFrequencies, scaledInverseFrequencies, attentionBias, MASK_BIAS } from '../../../src/models/text';
 import { expectGoldenPass, expectNoLeak, goldenCase, useTestBackend } from '../../helpers';
 
 const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'gemma2');
@@ -162,13 +162,33 @@ describe('config', () => {
     [{ num_key_value_heads: 3 }, /field "num_key_value_heads": 3 must divide num_attention_heads \(4\)/],
     [{ layer_types: ['sliding_attention'] }, /field "layer_types": expected a list of 4 entries/],
     [{ layer_types: ['sliding_attention', 'global', 'sliding_attention', 'full_attention'] }, /field "layer_types\[1\]"/],
-    [{ rope_parameters: { rope_type: 'linear', rope_theta: 10000, factor: 2 } }, /field "rope_parameters.rope_type": only the "default" RoPE/],
+    [{ rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 2 } }, /field "rope_parameters.rope_type": supported RoPE types are "default", "linear" and "dynamic", got "yarn"/],
+    [{ rope_parameters: { rope_type: 'linear', rope_theta: 10000 } }, /field "rope_parameters.factor": "linear" RoPE needs a factor >= 1/],
+    [{ rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 } }, /field "rope_parameters.partial_rotary_factor"/],
     [{ rope_parameters: { rope_type: 'default', rope_theta: -1 } }, /field "rope_parameters.rope_theta": expected a positive number/],
     [{ use_bidirectional_attention: true }, /field "use_bidirectional_attention"/],
     [{ sliding_windows: 4 }, /my\/config.json: field "sliding_windows": not a Gemma-2 config field/],
     [{ head_dim: 7 }, /field "head_dim": rotary embeddings need an even head_dim/],
   ])('invalid config %j names the file and field', (patch, message) => {
     expect(() => parseGemma2Config({ ...v5(), ...patch }, 'my/config.json')).toThrow(message);
+  });
+
+  test('RoPE scaling in either layout: rope_parameters (5.x) or rope_scaling with "type" (4.x)', () => {
+    const a = parseGemma2Config({ ...v5(), rope_parameters: { rope_type: 'linear', factor: 4, rope_theta: 500 } });
+    const old = { ...v5(), rope_theta: 500, rope_scaling: { type: 'linear', factor: 4 } };
+    delete old.rope_parameters;
+    expect(parseGemma2Config(old)).toEqual(a);
+    expect(a.rope_scaling).toEqual({ rope_type: 'linear', factor: 4 });
+    expect(parseGemma2Config(v5()).rope_scaling).toBeNull();
+  });
+
+  test('scaled frequencies: linear divides by the factor; dynamic changes nothing up to max_position_embeddings', () => {
+    const base = rotaryInverseFrequencies(8, 100);
+    expect(Array.from(scaledInverseFrequencies(8, 100, { rope_type: 'linear', factor: 4 }, 5, 16))).toEqual(Array.from(base).map((x) => Math.fround(x / 4)));
+    expect(scaledInverseFrequencies(8, 100, { rope_type: 'dynamic', factor: 2 }, 16, 16)).toEqual(base);
+    const longer = scaledInverseFrequencies(8, 100, { rope_type: 'dynamic', factor: 2 }, 32, 16);
+    expect(longer[0]).toBe(1);
+    expect(longer[3]).toBeLessThan(base[3]); // a larger base: lower frequencies
   });
 
   test('unknown fields can be allowed explicitly', () => {

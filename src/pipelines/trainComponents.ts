@@ -1,0 +1,155 @@
+/**
+ * The pieces of a training run's text-to-image pipeline, built from its resolved config: the frozen
+ * text encoder (a pretrained Gemma-2 folder, or a randomly initialised one from a seed), the
+ * autoencoder, the sampling scheduler, and a whole pipeline opened from a training checkpoint (the
+ * checkpoint holds only `transformer/`; everything else is rebuilt from `<run>/config.yaml`).
+ *
+ * A seeded random text encoder is a legitimate frozen encoder for small experiments (the DiT learns to
+ * read whatever features it gives, as long as they are fixed): the same config and seed rebuild the same
+ * weights bit for bit, so checkpoints need not carry it.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { TrainConfig } from '../config/train';
+import { loadTrainConfig } from '../config/train';
+import { SafetensorsFile } from '../io/safetensors';
+import { mapSource } from '../nn/module';
+import { Gemma2Model, parseGemma2Config } from '../models/text';
+import { SanaTransformer2DModel } from '../models/dit';
+import { AutoencoderDC } from '../models/dcae';
+import { loadAutoencoderDC } from '../io/pretrained/autoencoder';
+import { loadSanaTransformer } from '../io/pretrained/transformer';
+import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer } from '../io/pretrained/gemma';
+import { FlowDpmSolverConfig, parseFlowDpmSolverConfig } from '../schedulers/config';
+import { TextEmbeddingCache } from '../data/textEmbeddingCache';
+import { SanaPromptEncoder } from './promptEncoding';
+import { SanaPipelineComponents } from './textToImage';
+
+/** How to obtain a run's frozen text encoder, and a string that names its weights (for caches). */
+export interface TextEncoderSource {
+  load(): Gemma2Model;
+  identity: string;
+}
+
+/** The run's text encoder: `text_encoder.pretrained`, or `text_encoder.config` initialised from a seed. */
+export function textEncoderSource(c: TrainConfig): TextEncoderSource {
+  const te = c.text_encoder;
+  if (te.pretrained) {
+    const dir = te.pretrained;
+    return { load: () => loadGemma2Model(dir), identity: gemmaEncoderIdentity(dir) };
+  }
+  if (!te.config) throw new Error('text_encoder: flow training needs a text encoder: set text_encoder.pretrained (a Gemma-2 folder) or text_encoder.config (config.json fields of a seeded, randomly initialised Gemma-2)');
+  const config = parseGemma2Config(te.config, 'text_encoder.config');
+  const seed = te.init_seed ?? c.seed;
+  const identity = crypto.createHash('sha256').update(JSON.stringify({ random_gemma2: config, seed, version: 1 })).digest('hex');
+  return {
+    load: () => {
+      const model = new Gemma2Model(config).initialize(seed);
+      model.setTrainable(false);
+      return model;
+    },
+    identity,
+  };
+}
+
+/** A prompt encoder for the run (embeddings cached under `cacheDir` when given). */
+export function promptEncoderFor(c: TrainConfig, cacheDir: string | null): SanaPromptEncoder {
+  const source = textEncoderSource(c);
+  return new SanaPromptEncoder({
+    tokenizer: loadGemmaTokenizer(c.text_encoder.tokenizer ?? undefined),
+    textEncoder: () => source.load(),
+    cache: cacheDir ? new TextEmbeddingCache(cacheDir, source.identity) : undefined,
+    maxSequenceLength: c.text_encoder.max_length,
+    complexHumanInstruction: c.text_encoder.complex_human_instruction ? undefined : null,
+  });
+}
+
+/** Flow-DPM-Solver with the run's `flow_shift`, as SANA samples its models. */
+export function schedulerConfigFor(c: TrainConfig): FlowDpmSolverConfig {
+  return parseFlowDpmSolverConfig({
+    _class_name: 'DPMSolverMultistepScheduler',
+    num_train_timesteps: c.flow.num_train_timesteps,
+    flow_shift: c.flow.flow_shift,
+    use_flow_sigmas: true,
+    prediction_type: 'flow_prediction',
+    algorithm_type: 'dpmsolver++',
+    solver_order: 2,
+  }, 'training config').config;
+}
+
+/** The run folder holding a checkpoint folder (`<run>/checkpoints/step-N`). */
+export function runDirOfCheckpoint(checkpointDir: string): string {
+  const abs = path.resolve(checkpointDir);
+  const run = path.dirname(path.dirname(abs));
+  if (path.basename(path.dirname(abs)) !== 'checkpoints' || !fs.existsSync(path.join(run, 'config.yaml'))) {
+    throw new Error(`${checkpointDir}: not a training checkpoint (expected <run>/checkpoints/step-N with <run>/config.yaml)`);
+  }
+  return run;
+}
+
+export interface CheckpointPipeline {
+  config: TrainConfig;
+  components: SanaPipelineComponents;
+  /** Frees the transformer, the autoencoder and the text encoder. */
+  dispose(): void;
+}
+
+export interface OpenCheckpointOptions {
+  /** Use the EMA weights (`ema.safetensors`) when the checkpoint has them. Default true. */
+  ema?: boolean;
+}
+
+/**
+ * Opens a flow-task training checkpoint as a text-to-image pipeline: `transformer/` (or its EMA
+ * weights) from the checkpoint, the autoencoder, text encoder and scheduler from the run's config.
+ */
+export function openCheckpointPipeline(checkpointDir: string, opts: OpenCheckpointOptions = {}): CheckpointPipeline {
+  const runDir = runDirOfCheckpoint(checkpointDir);
+  const config = loadTrainConfig(path.join(runDir, 'config.yaml'));
+  if (config.task !== 'flow') throw new Error(`${checkpointDir}: a '${config.task}' run; only 'flow' checkpoints generate images`);
+  const transformer = loadSanaTransformer(path.join(checkpointDir, 'transformer'));
+  let vae: AutoencoderDC | null = null;
+  try {
+    const emaFile = path.join(checkpointDir, 'ema.safetensors');
+    if ((opts.ema ?? true) && fs.existsSync(emaFile)) loadEmaWeights(transformer, emaFile);
+    vae = config.vae.pretrained ? loadAutoencoderDC(config.vae.pretrained) : null;
+  } catch (e) {
+    transformer.dispose();
+    throw e;
+  }
+  const promptEncoder = promptEncoderFor(config, null);
+  const components: SanaPipelineComponents = {
+    transformer,
+    vae,
+    promptEncoder,
+    scheduler: schedulerConfigFor(config),
+    vaeScalingFactor: config.vae.scaling_factor ?? undefined,
+  };
+  return {
+    config,
+    components,
+    dispose: () => {
+      transformer.dispose();
+      vae?.dispose();
+      if (promptEncoder.isLoaded) promptEncoder.release();
+    },
+  };
+}
+
+/** Replaces the trainable weights of `model` by the EMA copy saved next to them. */
+function loadEmaWeights(model: SanaTransformer2DModel, file: string): void {
+  const f = SafetensorsFile.open(file);
+  try {
+    const weights = new Map([...f.tensors.keys()].map((k) => [k, { shape: f.tensors.get(k)!.shape, data: f.readFloat32(k) }]));
+    // EMA covers the trainable parameters; anything else keeps the checkpoint's value.
+    const full = new Map(model.stateDict());
+    for (const [k, v] of weights) {
+      if (!full.has(k)) throw new Error(`${file}: EMA weight "${k}" is not a parameter of the transformer`);
+      full.set(k, v);
+    }
+    model.loadStateDict(mapSource(full), { sourceName: file });
+  } finally {
+    f.close();
+  }
+}
