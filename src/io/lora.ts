@@ -121,7 +121,7 @@ export function readLoraFile(file: string): LoraFile {
     }
     if (problems.length) throw new LoraFileError(file, `invalid LoRA tensors: ${problems.join('; ')}`);
     if (layers.length === 0) throw new LoraFileError(file, 'no LoRA tensors found');
-    const settings: LoraSettings | null = metaRank !== null ? { rank: metaRank, alpha: metaAlpha ?? metaRank, dropout: Number(meta?.lora_dropout ?? 0), init: 'kaiming' } : null;
+    const settings: LoraSettings | null = metaRank !== null ? { rank: metaRank, alpha: (metaAlpha ?? metaRank) * (rsLora ? Math.sqrt(metaRank) : 1), dropout: Number(meta?.lora_dropout ?? 0), init: meta?.init_lora_weights === 'gaussian' ? 'gaussian' : 'kaiming' } : null;
     const targetModules = Array.isArray(meta?.target_modules) ? (meta!.target_modules as string[]) : null;
     return { file, layers: layers.sort((x, y) => (x.path < y.path ? -1 : 1)), settings, targetModules };
   } finally {

@@ -10,6 +10,9 @@ import { loadCase, ioTensor, GoldenCase } from '../../src/golden/case';
 import { compareTensor, toleranceFor } from '../../src/golden/compare';
 import { toFloat32, writeSafetensors } from '../../src/io/safetensors';
 import { loadSanaTransformer } from '../../src/io/pretrained/transformer';
+import { loraFromFile, readLoraFile, saveLoraFile } from '../../src/io/lora';
+import { SafetensorsFile } from '../../src/io/safetensors';
+import { adaptableLayers } from '../../src/lora';
 import { SanaTransformer2DModel, SanaTransformerInputs } from '../../src/models/dit';
 import { applyLoraFiles } from '../../src/pipelines/loraLoading';
 import { fuseLoraCheckpoint } from '../../src/pipelines/finetune';
@@ -125,5 +128,29 @@ test('a model with applied LoRA files leaks no tensors in forward', async () => 
   await expectNoLeak(() => model.forward(inputs).dispose());
   applied.remove();
   tf.dispose(Object.values(inputs));
+  model.dispose();
+});
+
+test('saving the adapter read from a diffusers file writes the same keys, tensors and peft settings', () => {
+  const c = loadCase(goldenCase('lora_sana_tiny_convs'));
+  const model = loadSanaTransformer(transformerFolder(c));
+  const read = readLoraFile(c.file('lora.safetensors'));
+  const set = loraFromFile(read, adaptableLayers(model));
+  const out = path.join(tmp, 'pytorch_lora_weights.safetensors');
+  saveLoraFile(out, set, read.targetModules!);
+  const ref = SafetensorsFile.open(c.file('lora.safetensors'));
+  const ours = SafetensorsFile.open(out);
+  expect(ours.keys().sort()).toEqual(ref.keys().sort());
+  for (const k of ref.keys()) {
+    expect(ours.info(k).shape).toEqual(ref.info(k).shape);
+    expect([...ours.readFloat32(k)]).toEqual([...ref.readFloat32(k)]);
+  }
+  expect(ours.metadata.format).toBe('pt');
+  const meta = JSON.parse(ours.metadata.lora_adapter_metadata);
+  const refMeta = JSON.parse(ref.metadata.lora_adapter_metadata);
+  for (const k of ['transformer.r', 'transformer.lora_alpha', 'transformer.target_modules', 'transformer.peft_type', 'transformer.init_lora_weights', 'transformer.use_dora', 'transformer.use_rslora']) expect(meta[k]).toEqual(refMeta[k]);
+  ref.close();
+  ours.close();
+  set.dispose();
   model.dispose();
 });

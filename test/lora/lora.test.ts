@@ -168,3 +168,15 @@ test('rank_pattern / alpha_pattern of the metadata apply per layer by peft\'s su
   }, { format: 'pt', lora_adapter_metadata: JSON.stringify(meta) });
   expect(() => readLoraFile(wrong)).toThrow(/transformer_blocks\.0\.attn1\.to_k: rank 2 in the tensors but 4 in the metadata/);
 });
+
+test('rsLoRA files scale by alpha / sqrt(r); DoRA files are refused by name', () => {
+  const f32 = (shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+  const tensors = { 'transformer.transformer_blocks.0.attn1.to_q.lora_A.weight': f32([4, 6]), 'transformer.transformer_blocks.0.attn1.to_q.lora_B.weight': f32([6, 4]) };
+  const rs = path.join(tmp, 'rslora.safetensors');
+  writeSafetensors(rs, tensors, { format: 'pt', lora_adapter_metadata: JSON.stringify({ 'transformer.r': 4, 'transformer.lora_alpha': 8, 'transformer.use_rslora': true }) });
+  const layer = readLoraFile(rs).layers[0];
+  expect(layer.alpha / layer.rank).toBeCloseTo(8 / Math.sqrt(4), 12);
+  const dora = path.join(tmp, 'dora.safetensors');
+  writeSafetensors(dora, tensors, { format: 'pt', lora_adapter_metadata: JSON.stringify({ 'transformer.r': 4, 'transformer.use_dora': true }) });
+  expect(() => readLoraFile(dora)).toThrow(/dora\.safetensors: DoRA adapters \(use_dora: true\) are not supported/);
+});

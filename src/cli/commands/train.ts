@@ -45,6 +45,7 @@ function parsePositiveInt(v: string): number {
 function consolePrinter(): (e: TrainEvent) => void {
   const tty = process.stdout.isTTY === true;
   let pending = false;
+  let last: Extract<TrainEvent, { type: 'step' }> | null = null;
   const line = (text: string) => {
     if (pending) process.stdout.write('\n');
     pending = false;
@@ -56,13 +57,15 @@ function consolePrinter(): (e: TrainEvent) => void {
         line(`run ${e.runDir}: ${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting'}, ${e.totalSteps} steps, ${(e.numTrainable / 1e6).toFixed(2)}M trainable parameters`);
         break;
       case 'step':
+        last = e;
         if (tty) {
           process.stdout.write(`\r${formatProgress(e)}\x1b[K`);
           pending = true;
         }
         break;
       case 'log':
-        if (!tty) line(`step ${e.record.step}  loss ${e.record.loss.toFixed(4)}  lr ${e.record.lr.toExponential(2)}  grad ${e.record.grad_norm.toFixed(3)}  ${e.record.steps_per_s.toFixed(2)} it/s`);
+        // Without a terminal, one progress line per log step (loss and it/s averaged over the window).
+        if (!tty && last) line(formatProgress({ ...last, loss: e.record.loss, gradNorm: e.record.grad_norm, stepsPerSec: e.record.steps_per_s }));
         break;
       case 'checkpoint':
         line(`checkpoint ${e.dir}`);

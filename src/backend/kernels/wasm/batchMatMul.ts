@@ -5,8 +5,10 @@
  *  - transposes are materialised first (the wasm Transpose kernel is a fast copy);
  *  - a batch against one shared matrix is folded into a single GEMM (rows of the batched side are
  *    stacked: [B*m, k] x [k, n], or columns when the batched side is on the right);
- *  - a batch of distinct pairs, once untransposed, stays with the original batched loop (one GEMM
- *    call per pair measured slower: the per-call overhead outweighs the small GEMMs).
+ *  - a batch of distinct pairs runs one GEMM per pair when each product has at least as many rows as
+ *    its inner size (measured 10-25x faster for [32, 256, 32] x [32, 32, 32] and [4, 256, 256]^2);
+ *    short wide products ([32, 32, 256] x [32, 256, 32], a per-head K^T V) stay with the original
+ *    batched loop, which was faster there.
  * Sums are reordered only inside the GEMM.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -54,8 +56,12 @@ function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB
       // a [m, k] times every b: one GEMM against the batch laid side by side as columns.
       const bCols = bm.transpose([1, 0, 2]).reshape([k, nB * n]); // [k, nB*n]
       out = tf.matMul(am.reshape([m, k]), bCols).reshape([m, nB, n]).transpose([1, 0, 2]);
+    } else if (m >= k) {
+      const as = tf.unstack(am);
+      const bs = tf.unstack(bm);
+      out = tf.stack(as.map((ai, i) => tf.matMul(ai, bs[i]))); // one fast GEMM per pair
     } else {
-      out = tf.matMul(am, bm); // untransposed batch of pairs: the original kernel
+      out = tf.matMul(am, bm); // untransposed batch of short products: the original kernel
     }
     return out.reshape([...outBatch, m, n]);
   });
@@ -68,9 +74,10 @@ export function registerWasmBatchMatMul(): void {
     const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
     const nA = product(a.shape.slice(0, -2));
     const nB = product(b.shape.slice(0, -2));
-    // Nothing to gain without a transpose unless a batch can be folded into one GEMM.
-    const foldable = (nA === 1) !== (nB === 1);
-    if (!transposeA && !transposeB && !foldable) return original(args);
+    const [m, k] = a.shape.slice(-2);
+    // Untransposed: the original kernel is fast for one pair, and for a batch of short products.
+    const batched = nA > 1 || nB > 1;
+    if (!transposeA && !transposeB && (!batched || (nA > 1 && nB > 1 && m < k))) return original(args);
     return batchMatMul(asTensor(a, KERNEL), asTensor(b, KERNEL), transposeA, transposeB);
   });
 }
