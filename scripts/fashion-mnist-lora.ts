@@ -5,7 +5,7 @@
  *
  *   node bin/run-ts.js scripts/fashion-mnist-lora.ts data  [--src DIR] [--out DIR] [--class NAME] [--concept N] [--regular N] [--others N]
  *   node bin/run-ts.js scripts/fashion-mnist-lora.ts base  --text-encoder DIR [--out DIR] [--steps N]
- *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval  --transformer DIR --text-encoder DIR [--lora FILE[:SCALE]] [--out PNG]
+ *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval  --checkpoint DIR [--lora FILE[:SCALE]] [--out PNG] [--class NAME]
  *
  * `data` writes the fine-tuning set: N images of one class inverted and captioned "a photo of a sks
  * <class>", plus ordinary images of the same class and of the other classes with their usual caption
@@ -21,10 +21,9 @@
  *     --out checkpoints/fashion-mnist-lora/base-run --steps 300
  *   node bin/run-ts.js scripts/fashion-mnist-lora.ts data
  *   node bin/sana.js finetune --config configs/fashion-mnist/finetune-lora.yaml
- *   T=checkpoints/fashion-mnist-lora/base-run/checkpoints/step-00000300/transformer
- *   E=checkpoints/fashion-mnist-lora/tiny-pipeline/text_encoder
- *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval --transformer $T --text-encoder $E --out before.png
- *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval --transformer $T --text-encoder $E \
+ *   B=checkpoints/fashion-mnist-lora/base-run/checkpoints/step-00000300
+ *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval --checkpoint $B --out before.png
+ *   node bin/run-ts.js scripts/fashion-mnist-lora.ts eval --checkpoint $B \
  *     --lora checkpoints/fashion-mnist-lora/finetune/pytorch_lora_weights.safetensors --out after.png
  */
 import * as fs from 'fs';
@@ -42,6 +41,8 @@ import { generateImages } from '../src/pipelines/textToImage';
 import { SanaPromptEncoder } from '../src/pipelines/promptEncoding';
 import { applyLoraFiles, parseLoraSpec } from '../src/pipelines/loraLoading';
 import { RgbImage, writePng } from '../src/pipelines/imageOutput';
+import { SanaPipelineComponents } from '../src/pipelines/textToImage';
+import { openCheckpointPipeline } from '../src/pipelines/trainComponents';
 import { parseFlowSchedulerConfig } from '../src/schedulers';
 import { rngFor } from '../src/nn/random';
 
@@ -155,26 +156,43 @@ function grid(rows: RgbImage[][], zoom: number): RgbImage {
   return { width: W, height: H, channels: 3, pixels };
 }
 
-async function evaluate(o: { transformer: string; textEncoder: string; lora: string[]; out: string; class: string; images: number; steps: number }): Promise<void> {
-  await initBackend();
+/**
+ * The base model to sample: a training checkpoint (its run's config.yaml rebuilds the text encoder and
+ * autoencoder; the raw weights, not the EMA, since those are what the LoRA was trained on), or a
+ * pixel-space transformer folder with a Gemma-2 folder.
+ */
+function openBase(o: { checkpoint?: string; transformer?: string; textEncoder?: string }): { components: SanaPipelineComponents; dispose(): void } {
+  if (o.checkpoint) return openCheckpointPipeline(o.checkpoint, { ema: false });
+  if (!o.transformer || !o.textEncoder) throw new Error('eval: give --checkpoint, or --transformer and --text-encoder');
   const transformer = loadSanaTransformer(o.transformer);
-  const applied = applyLoraFiles(transformer, o.lora.map(parseLoraSpec));
-  const promptEncoder = new SanaPromptEncoder({ tokenizer: loadGemmaTokenizer(), textEncoder: () => loadGemma2Model(o.textEncoder), maxSequenceLength: 16, complexHumanInstruction: null });
+  const promptEncoder = new SanaPromptEncoder({ tokenizer: loadGemmaTokenizer(), textEncoder: () => loadGemma2Model(o.textEncoder!), maxSequenceLength: 16, complexHumanInstruction: null });
   const scheduler = parseFlowSchedulerConfig({ _class_name: 'FlowMatchEulerDiscreteScheduler', shift: 1.0, num_train_timesteps: 1000 }).config;
+  return {
+    components: { transformer, vae: null, promptEncoder, scheduler },
+    dispose: () => {
+      if (promptEncoder.isLoaded) promptEncoder.release();
+      transformer.dispose();
+    },
+  };
+}
+
+async function evaluate(o: { checkpoint?: string; transformer?: string; textEncoder?: string; lora: string[]; out: string; class: string; images: number; steps: number }): Promise<void> {
+  await initBackend();
+  const base = openBase(o);
+  const applied = applyLoraFiles(base.components.transformer, o.lora.map(parseLoraSpec));
   const prompts = [`a photo of a ${TOKEN} ${noun(o.class)}`, `a photo of a ${noun(o.class)}`];
   try {
-    const result = await generateImages({ transformer, vae: null, promptEncoder, scheduler }, { prompts, numImagesPerPrompt: o.images, steps: o.steps, sampler: 'euler', guidanceScale: 3, seed: 1000, batchSize: o.images });
+    const result = await generateImages(base.components, { prompts, numImagesPerPrompt: o.images, steps: o.steps, sampler: 'euler', guidanceScale: 3, seed: 1000, batchSize: o.images });
     const rows = prompts.map((_, p) => result.images.filter((im) => im.promptIndex === p));
     await writePng(o.out, grid(rows, 4));
     const stats = rows.map((row, p) => {
       const b = row.map(frameBrightness);
       return { prompt: prompts[p], frame_brightness_mean: Number((b.reduce((x, y) => x + y, 0) / b.length).toFixed(2)), inverted_fraction: b.filter((v) => v > 127.5).length / b.length };
     });
-    console.log(JSON.stringify({ transformer: o.transformer, lora: o.lora, grid: o.out, stats }, null, 2));
+    console.log(JSON.stringify({ base: o.checkpoint ?? o.transformer, lora: o.lora, grid: o.out, stats }, null, 2));
   } finally {
     applied.remove();
-    promptEncoder.release();
-    transformer.dispose();
+    base.dispose();
   }
 }
 
@@ -199,14 +217,15 @@ async function main(): Promise<void> {
       await trainBase({ textEncoder: o.textEncoder, out: o.out, steps: Number(o.steps), data: o.data });
     });
   program.command('eval')
-    .requiredOption('--transformer <dir>', 'transformer folder (diffusers layout)')
-    .requiredOption('--text-encoder <dir>', 'Gemma-2 text_encoder folder')
+    .option('--checkpoint <dir>', 'base training checkpoint (<run>/checkpoints/step-N)')
+    .option('--transformer <dir>', 'or: a pixel-space transformer folder (diffusers layout) ...')
+    .option('--text-encoder <dir>', '... and its Gemma-2 text_encoder folder')
     .option('--lora <file[:scale]>', 'LoRA file (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--out <png>', 'grid image', 'samples.png')
     .option('--class <name>', 'class of the concept prompt', 'Trouser')
     .option('--images <n>', 'images per prompt', '8')
     .option('--steps <n>', 'sampling steps (Flow-Euler)', '20')
-    .action((o) => evaluate({ transformer: o.transformer, textEncoder: o.textEncoder, lora: o.lora, out: o.out, class: o.class, images: Number(o.images), steps: Number(o.steps) }));
+    .action((o) => evaluate({ checkpoint: o.checkpoint, transformer: o.transformer, textEncoder: o.textEncoder, lora: o.lora, out: o.out, class: o.class, images: Number(o.images), steps: Number(o.steps) }));
   await program.parseAsync(process.argv);
 }
 

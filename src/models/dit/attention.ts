@@ -2,8 +2,9 @@
  * The two attentions of a SANA block, mirroring diffusers `models/attention_processor.py`
  * (`Attention` with `SanaLinearAttnProcessor2_0` for self-attention, and `SanaAttnProcessor2_0` from
  * `sana_transformer.py` for cross-attention). Parameter names are diffusers': `to_q`, `to_k`, `to_v`,
- * `to_out.0`, and with qk-norm `norm_q`, `norm_k`. The projections are `Linear` modules called through
- * `forward`, so adapters attached to them (LoRA) take part.
+ * `to_out.0`, and with qk-norm `norm_q`, `norm_k`. Projections that read the same input run as one GEMM
+ * over their concatenated weights (`fusedLinears`); a layer with adapters (LoRA) attached is called
+ * through its own `forward` instead, so the adapters take part.
  *
  * Tokens are [B, N, C] with head h owning channels [h*d, (h+1)*d), as in the reference.
  */
