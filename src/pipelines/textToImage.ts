@@ -161,13 +161,17 @@ export function resolveImageSize(
   const { sample_size: sampleSize, patch_size: patch } = components.transformer.config;
   const height = positiveInt('height', opts.height ?? sampleSize * ratio);
   const width = positiveInt('width', opts.width ?? sampleSize * ratio);
-  // Bins are defined for the f32 autoencoder's latent sizes; pixel-space models sample as asked.
-  const binning = (opts.resolutionBinning ?? true) && components.vae !== null;
+  // Bins are defined for SANA's f32 autoencoder at its latent sizes (16, 32, 64, 128). By default a model
+  // without such bins (pixel space, another compression, a small sample size) samples as asked; asking
+  // for binning explicitly on one is an error.
+  const hasBins = components.vae !== null && ratio === 32 && [16, 32, 64, 128].includes(sampleSize);
+  const binning = opts.resolutionBinning ?? hasBins;
   let sampleHeight = height;
   let sampleWidth = width;
   if (binning) {
     let bins;
     try {
+      if (ratio !== 32) throw new Error(`no aspect-ratio bins for an autoencoder with compression ${ratio} (SANA's bins assume 32)`);
       bins = aspectRatioBinsForSampleSize(sampleSize);
     } catch (e) {
       throw new Error(`${(e as Error).message}; disable resolution binning to sample this transformer`);

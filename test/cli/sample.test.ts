@@ -80,6 +80,7 @@ describe('argv', () => {
       numImages: 2,
       batchSize: 1,
       binning: false,
+      ema: true,
       out: 'samples',
       loras: [{ path: 'x.safetensors', scale: 0.5 }, { path: 'y.safetensors', scale: 1 }],
       backend: null,
@@ -171,7 +172,7 @@ describe('sampling from a training checkpoint', () => {
     const [fromRun] = await sampleCommand(options({ pipeline: null, checkpoint: run, negativePrompt: 'blurry', out: path.join(root, 'g') }), quiet);
     expect(baselinePng).not.toBeNull();
     expect(fs.readFileSync(fromRun.png).equals(fs.readFileSync(baselinePng!))).toBe(true);
-    expect(readJsonFile(fromRun.sidecar).source).toEqual({ kind: 'checkpoint', path: ck, step: 4 });
+    expect(readJsonFile(fromRun.sidecar).source).toEqual({ kind: 'checkpoint', path: ck, step: 4, ema: false });
   });
 });
 

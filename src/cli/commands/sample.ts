@@ -32,6 +32,8 @@ export interface SampleCommandOptions {
   numImages: number;
   batchSize: number;
   binning: boolean;
+  /** Checkpoints: sample with the EMA weights when the checkpoint has them (default true). */
+  ema?: boolean;
   out: string;
   loras: LoraFileSpec[];
   backend: string | null;
@@ -114,6 +116,7 @@ export function sidecarFor(image: GeneratedImage, settings: TextToImageSettings,
     '--width', String(settings.width),
     '--height', String(settings.height),
     ...(settings.resolution_binning ? [] : ['--no-binning']),
+    ...(pipe.source.kind === 'checkpoint' && !pipe.source.ema ? ['--no-ema'] : []),
     ...opts.loras.flatMap((l) => ['--lora', `${path.resolve(l.path)}:${l.scale}`]),
     ...(backend ? ['--backend', backend] : []),
   ];
@@ -153,7 +156,7 @@ export async function sampleCommand(opts: SampleCommandOptions, print: (line: st
   print(describeBackend(await initBackend(opts.backend ?? undefined)));
 
   // 2. Models.
-  const pipe = opts.pipeline !== null ? loadSanaPipeline(opts.pipeline) : loadRunCheckpoint(opts.checkpoint!);
+  const pipe = opts.pipeline !== null ? loadSanaPipeline(opts.pipeline) : loadRunCheckpoint(opts.checkpoint!, { ema: opts.ema ?? true });
   try {
     const loras = applyLoraFiles(pipe.transformer, opts.loras);
     try {
@@ -182,7 +185,8 @@ export async function sampleCommand(opts: SampleCommandOptions, print: (line: st
             width: opts.width ?? undefined,
             numImagesPerPrompt: opts.numImages,
             batchSize: opts.batchSize,
-            resolutionBinning: opts.binning,
+            // --no-binning turns it off; otherwise the pipeline bins where the model has SANA bins.
+            resolutionBinning: opts.binning ? undefined : false,
             releaseTextEncoder: true,
             onProgress: (e) => {
               if (e.type === 'step') print(formatSampleProgress(e, total), e.step < e.steps);
@@ -250,6 +254,7 @@ export function registerSample(program: Command, action: (opts: SampleCommandOpt
     .addOption(new Option('-n, --num-images <n>', 'images per prompt').argParser(parsePositiveInt).default(1))
     .addOption(new Option('--batch-size <n>', 'images denoised together').argParser(parsePositiveInt).default(1))
     .option('--no-binning', "sample at the requested size instead of the nearest SANA aspect-ratio bin")
+    .option('--no-ema', "with --checkpoint: the raw weights instead of the EMA weights the checkpoint may hold")
     .option('-o, --out <dir>', 'output folder', 'samples')
     .option('--lora <file[:scale]>', 'LoRA file to apply, with an optional scale (repeatable)', collect, []);
   withBackendOption(cmd).action(async (o: Record<string, any>) => {
@@ -268,6 +273,7 @@ export function registerSample(program: Command, action: (opts: SampleCommandOpt
       numImages: o.numImages,
       batchSize: o.batchSize,
       binning: o.binning,
+      ema: o.ema,
       out: o.out,
       loras: (o.lora as string[]).map(parseLoraSpec),
       backend: o.backend ?? null,

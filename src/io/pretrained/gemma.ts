@@ -139,3 +139,14 @@ function parseJson(text: string, file: string): unknown {
     throw new TokenizerError(`${file}: invalid JSON (${(e as Error).message})`);
   }
 }
+
+/**
+ * A frozen Gemma-2 with random weights drawn from `seed`: a legitimate fixed text encoder for small
+ * experiments. The same fields and seed rebuild the same weights bit for bit, so checkpoints need
+ * not carry it. `sourceName` names the config in errors.
+ */
+export function seededGemma2Model(fields: Record<string, unknown>, seed: number, sourceName: string): Gemma2Model {
+  const model = new Gemma2Model(parseGemma2Config(fields, sourceName)).initialize(seed);
+  model.setTrainable(false);
+  return model;
+}

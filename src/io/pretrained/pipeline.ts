@@ -25,9 +25,9 @@ import { AutoencoderDC } from '../../models/dcae';
 import { Gemma2Model, GemmaTokenizer } from '../../models/text';
 import { FlowSchedulerConfig, parseFlowDpmSolverConfig } from '../../schedulers/config';
 import { TrainConfig, loadTrainConfig } from '../../config/train';
-import { loadSanaTransformer } from './transformer';
+import { loadEmaWeights, loadSanaTransformer } from './transformer';
 import { loadAutoencoderDC } from './autoencoder';
-import { loadGemma2Model, loadGemmaTokenizer } from './gemma';
+import { loadGemma2Model, loadGemmaTokenizer, seededGemma2Model } from './gemma';
 import { readSchedulerConfig } from './scheduler';
 
 /** Pipeline classes whose folders this loader understands (same components, same call). */
@@ -66,7 +66,7 @@ export interface LoadedSanaPipeline {
   /** Latent scale overriding the autoencoder config's (a run may set its own); null = the config's. */
   vaeScalingFactor: number | null;
   /** Where the weights came from (recorded next to generated images). */
-  source: { kind: 'pipeline' | 'checkpoint'; path: string; step?: number };
+  source: { kind: 'pipeline' | 'checkpoint'; path: string; step?: number; /** Checkpoints: whether the EMA weights were loaded. */ ema?: boolean };
   /** Disposes the transformer and the autoencoder. */
   dispose(): void;
 }
@@ -226,7 +226,7 @@ function tokenizerFolder(p: string | null): string | undefined {
  * checkpoint; the text encoder, tokenizer, autoencoder, latent scale, flow shift and prompt settings
  * from the run's `config.yaml`, so images match the run's own validation samples.
  */
-export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransformer2DModel } = {}): LoadedSanaPipeline {
+export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransformer2DModel; ema?: boolean } = {}): LoadedSanaPipeline {
   const { checkpoint, step, configFile } = resolveRunCheckpoint(dir);
   const c: TrainConfig = loadTrainConfig(configFile);
   if (c.task !== 'flow') throw new Error(`${configFile}: task is "${c.task}"; sampling needs a run that trained a transformer (task: flow)`);
@@ -234,9 +234,17 @@ export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransfo
   if (!opts.transformer && !isDir(transformerDir)) {
     throw new Error(`${checkpoint}: no transformer/ folder (a LoRA run saves adapters only: sample its base pipeline with --pipeline and the adapter with --lora)`);
   }
+  // The run's frozen text encoder: a Gemma-2 folder, or the seeded random one the run was trained with.
   const textEncoderDir = c.text_encoder.pretrained;
-  if (!textEncoderDir) throw new Error(`${configFile}: field "text_encoder.pretrained" is null; sampling needs the Gemma-2 encoder the run was trained with`);
-  if (!isDir(textEncoderDir)) throw new Error(`${configFile}: field "text_encoder.pretrained": folder ${path.resolve(textEncoderDir)} not found`);
+  const randomEncoder = c.text_encoder.config;
+  if (!textEncoderDir && !randomEncoder) {
+    throw new Error(`${configFile}: neither "text_encoder.pretrained" nor "text_encoder.config" is set; sampling needs the Gemma-2 encoder the run was trained with`);
+  }
+  if (textEncoderDir && !isDir(textEncoderDir)) throw new Error(`${configFile}: field "text_encoder.pretrained": folder ${path.resolve(textEncoderDir)} not found`);
+  const encoderSeed = c.text_encoder.init_seed ?? c.seed;
+  const loadTextEncoder = textEncoderDir
+    ? () => loadGemma2Model(textEncoderDir)
+    : () => seededGemma2Model(randomEncoder!, encoderSeed, `${configFile} (text_encoder.config)`);
   if (c.vae.pretrained && !isDir(c.vae.pretrained)) throw new Error(`${configFile}: field "vae.pretrained": folder ${path.resolve(c.vae.pretrained)} not found`);
   const tokenizer = loadGemmaTokenizer(tokenizerFolder(c.text_encoder.tokenizer));
   const scheduler = parseFlowDpmSolverConfig(
@@ -244,8 +252,12 @@ export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransfo
     `${configFile} (flow)`,
   ).config;
   const transformer = opts.transformer ?? loadSanaTransformer(transformerDir);
+  // EMA weights, when the run kept them, are what its validation images show.
+  const emaFile = path.join(checkpoint, 'ema.safetensors');
+  const useEma = !opts.transformer && (opts.ema ?? true) && fs.existsSync(emaFile);
   let vae: AutoencoderDC | null = null;
   try {
+    if (useEma) loadEmaWeights(transformer, emaFile);
     vae = c.vae.pretrained ? loadAutoencoderDC(c.vae.pretrained) : null;
   } catch (e) {
     if (!opts.transformer) transformer.dispose();
@@ -257,12 +269,12 @@ export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransfo
     transformer,
     vae,
     tokenizer,
-    textEncoderDir,
-    loadTextEncoder: () => loadGemma2Model(textEncoderDir),
+    textEncoderDir: textEncoderDir ?? `seeded random Gemma-2 (${configFile}, seed ${encoderSeed})`,
+    loadTextEncoder,
     scheduler,
     prompt: { complexHumanInstruction: c.text_encoder.complex_human_instruction, maxSequenceLength: c.text_encoder.max_length },
     vaeScalingFactor: c.vae.scaling_factor,
-    source: { kind: 'checkpoint', path: checkpoint, ...(step !== null ? { step } : {}) },
+    source: { kind: 'checkpoint', path: checkpoint, ...(step !== null ? { step } : {}), ema: useEma },
     dispose: () => {
       if (!opts.transformer) transformer.dispose();
       vae?.dispose();

@@ -12,7 +12,7 @@ import * as path from 'path';
 import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../safetensors';
 import { readJsonFile } from '../json';
 import { writeDirAtomic, writeFileAtomic } from '../atomic';
-import { tfToTorch } from '../../nn';
+import { tfToTorch, mapSource } from '../../nn';
 import {
   SanaTransformer2DModel,
   SanaTransformerConfig,
@@ -123,4 +123,25 @@ export function saveSanaTransformer(model: SanaTransformer2DModel, dir: string, 
       writeFileAtomic(path.join(tmp, INDEX_NAME), `${JSON.stringify(index, null, 2)}\n`);
     }
   });
+}
+
+/**
+ * Replaces the parameters of `model` named in an EMA file (`ema.safetensors` of a training
+ * checkpoint: the averaged trainable weights) by their averages; other parameters keep their values.
+ */
+export function loadEmaWeights(model: SanaTransformer2DModel, file: string): void {
+  const ema = SafetensorsCheckpoint.open(file);
+  try {
+    const full = new Map(model.stateDict());
+    const problems: string[] = [];
+    for (const key of ema.keys()) {
+      const own = full.get(key);
+      if (!own) problems.push(`"${key}" is not a parameter of the transformer`);
+      else full.set(key, { shape: own.shape, data: ema.readFloat32(key) });
+    }
+    if (problems.length) throw new Error(`${file}: ${problems.join('; ')}`);
+    model.loadStateDict(mapSource(full), { sourceName: file });
+  } finally {
+    ema.close();
+  }
 }
