@@ -13,14 +13,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { TrainConfig } from '../config/train';
 import { loadTrainConfig } from '../config/train';
-import { SafetensorsFile } from '../io/safetensors';
-import { mapSource } from '../nn/module';
 import { Gemma2Model, parseGemma2Config } from '../models/text';
-import { SanaTransformer2DModel } from '../models/dit';
 import { AutoencoderDC } from '../models/dcae';
 import { loadAutoencoderDC } from '../io/pretrained/autoencoder';
-import { loadSanaTransformer } from '../io/pretrained/transformer';
-import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer } from '../io/pretrained/gemma';
+import { loadEmaWeights, loadSanaTransformer } from '../io/pretrained/transformer';
+import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer, seededGemma2Model } from '../io/pretrained/gemma';
 import { FlowDpmSolverConfig, parseFlowDpmSolverConfig } from '../schedulers/config';
 import { TextEmbeddingCache } from '../data/textEmbeddingCache';
 import { SanaPromptEncoder } from './promptEncoding';
@@ -44,11 +41,7 @@ export function textEncoderSource(c: TrainConfig): TextEncoderSource {
   const seed = te.init_seed ?? c.seed;
   const identity = crypto.createHash('sha256').update(JSON.stringify({ random_gemma2: config, seed, version: 1 })).digest('hex');
   return {
-    load: () => {
-      const model = new Gemma2Model(config).initialize(seed);
-      model.setTrainable(false);
-      return model;
-    },
+    load: () => seededGemma2Model(te.config!, seed, 'text_encoder.config'),
     identity,
   };
 }
@@ -135,21 +128,4 @@ export function openCheckpointPipeline(checkpointDir: string, opts: OpenCheckpoi
       if (promptEncoder.isLoaded) promptEncoder.release();
     },
   };
-}
-
-/** Replaces the trainable weights of `model` by the EMA copy saved next to them. */
-function loadEmaWeights(model: SanaTransformer2DModel, file: string): void {
-  const f = SafetensorsFile.open(file);
-  try {
-    const weights = new Map([...f.tensors.keys()].map((k) => [k, { shape: f.tensors.get(k)!.shape, data: f.readFloat32(k) }]));
-    // EMA covers the trainable parameters; anything else keeps the checkpoint's value.
-    const full = new Map(model.stateDict());
-    for (const [k, v] of weights) {
-      if (!full.has(k)) throw new Error(`${file}: EMA weight "${k}" is not a parameter of the transformer`);
-      full.set(k, v);
-    }
-    model.loadStateDict(mapSource(full), { sourceName: file });
-  } finally {
-    f.close();
-  }
 }
