@@ -70,6 +70,15 @@ export function attachTrainingLora(model: SanaTransformer2DModel, lora: LoraConf
       adapters.detach();
       adapters.dispose();
     },
+    // Validation images show the adapter as it will be used: without dropout.
+    evaluating: async (f) => {
+      adapters.training = false;
+      try {
+        return await f();
+      } finally {
+        adapters.training = true;
+      }
+    },
   };
 }
 

@@ -57,6 +57,8 @@ export interface TrainableSelection {
   save(dir: string): void;
   load(dir: string): void;
   dispose(): void;
+  /** Runs `f` (validation sampling) with training-only behaviour such as adapter dropout switched off. */
+  evaluating?<T>(f: () => Promise<T>): Promise<T>;
 }
 
 export interface TrainRunResult {
@@ -299,6 +301,8 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       params = selection.params;
       saveModel = (dir) => selection.save(dir);
       loadModel = (dir) => selection.load(dir);
+      const validateTrained = validate;
+      if (validateTrained && selection.evaluating) validate = (step) => selection.evaluating!(() => validateTrained(step));
     }
     const optimizer = createOptimizer(c.optimizer, params);
     const reporter = c.report_to === 'wandb' ? await createWandbReporter(c.wandb, c as unknown as Record<string, unknown>, emit) : null;

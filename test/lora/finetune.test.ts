@@ -153,3 +153,17 @@ test('CLI: finetune and fuse parse argv into typed options', async () => {
   ]);
   expect(buildProgram().commands.map((c) => c.name())).toEqual(expect.arrayContaining(['finetune', 'fuse']));
 });
+
+test('validation runs with adapter dropout off, training resumes with it on', async () => {
+  const model = new SanaTransformer2DModel(tinyConfig()).initialize(2);
+  const sel = attachTrainingLora(model, { ...loadTrainConfig(writeConfig('drop', base, data, path.join(root, 'drop'), { rank: 2, dropout: 0.5 })).lora! }, 3);
+  try {
+    expect(sel.adapters.training).toBe(true);
+    const during = await sel.evaluating!(async () => sel.adapters.training);
+    expect(during).toBe(false);
+    expect(sel.adapters.training).toBe(true);
+  } finally {
+    sel.dispose();
+    model.dispose();
+  }
+});

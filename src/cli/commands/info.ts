@@ -37,11 +37,11 @@ export function formatTransformerInfo(title: string, info: SanaTransformerInfo):
     `${title}: SanaTransformer2DModel, ${c.num_layers} layers, width ${c.num_attention_heads * c.attention_head_dim} ` +
       `(${c.num_attention_heads} heads x ${c.attention_head_dim}), cross-attention ${c.num_cross_attention_heads} x ${c.cross_attention_head_dim}, ` +
       `patch ${c.patch_size}, ${c.in_channels} latent channels, captions ${c.caption_channels} wide`,
-    `  parameters        ${info.total.toLocaleString('en-US')} (${millions(info.total)}), ${(info.float32Bytes / 1024 ** 3).toFixed(2)} GiB in float32`,
+    `  ${'parameters'.padEnd(20)}${info.total.toLocaleString('en-US')} (${millions(info.total)}), ${(info.float32Bytes / 1024 ** 3).toFixed(2)} GiB in float32`,
   ];
   for (const g of info.groups) {
     const detail = g.name === 'transformer_blocks' ? ` (${c.num_layers} x ${info.perBlock.toLocaleString('en-US')})` : '';
-    lines.push(`  ${g.name.padEnd(18)}${g.count.toLocaleString('en-US')}${detail}`);
+    lines.push(`  ${g.name.padEnd(20)}${g.count.toLocaleString('en-US')}${detail}`);
   }
   return lines;
 }
