@@ -14,8 +14,9 @@ import * as path from 'path';
 import { tf, Tensor4D, Tensor2D, Tensor1D, Tensor3D } from '../backend';
 import { Module, Parameter } from '../nn/module';
 import type { TrainConfig } from '../config/train';
-import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../io/safetensors';
+import { TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic';
+import { loadWeightsInto } from '../io/pretrained/weights';
 import { readJsonFile } from '../io/json';
 import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPreset, toDiffusersConfigJson, SanaTransformerConfig } from '../models/dit';
 import { AutoencoderDC, autoencoderDCPreset, parseAutoencoderDCConfig } from '../models/dcae';
@@ -91,15 +92,6 @@ function saveDiffusersComponent(model: Module, configJson: Record<string, unknow
     writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
     writeSafetensors(path.join(tmp, 'diffusion_pytorch_model.safetensors'), tensors, { format: 'pt' });
   });
-}
-
-function loadWeightsInto(model: Module, dir: string): void {
-  const ck = SafetensorsCheckpoint.open(dir);
-  try {
-    model.loadStateDict(ck, { sourceName: dir });
-  } finally {
-    ck.close();
-  }
 }
 
 function buildTransformer(c: TrainConfig): SanaTransformer2DModel {

@@ -7,10 +7,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../safetensors';
+import { TensorToWrite, writeSafetensors } from '../safetensors';
 import { readJsonFile } from '../json';
 import { writeDirAtomic, writeFileAtomic } from '../atomic';
 import { AutoencoderDC, AutoencoderDCConfig, parseAutoencoderDCConfig } from '../../models/dcae';
+import { isDir, loadWeightsInto } from './weights';
 
 /** The diffusers version whose file layout this mirrors (written into saved configs). */
 const DIFFUSERS_VERSION = '0.40.0.dev0';
@@ -38,16 +39,7 @@ export function loadAutoencoderDC(dirOrWeights: string, opts: LoadAutoencoderDCO
   }
   const config = opts.config ? parseAutoencoderDCConfig(opts.config as Record<string, unknown>) : readAutoencoderDCConfig(dirOrWeights);
   const model = new AutoencoderDC(config);
-  const ckpt = SafetensorsCheckpoint.open(dirOrWeights);
-  try {
-    model.loadStateDict(ckpt, { sourceName: dirOrWeights });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    ckpt.close();
-  }
-  return model;
+  return loadWeightsInto(model, dirOrWeights);
 }
 
 /** `config.json` content for a model, in diffusers' format (keys sorted, metadata first). */
@@ -73,6 +65,3 @@ export function saveAutoencoderDC(model: AutoencoderDC, dir: string): void {
   });
 }
 
-function isDir(p: string): boolean {
-  return fs.existsSync(p) && fs.statSync(p).isDirectory();
-}

@@ -5,10 +5,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../safetensors';
+import { TensorToWrite, writeSafetensors } from '../safetensors';
 import { readJsonFile } from '../json';
 import { writeDirAtomic } from '../atomic';
 import { FashionMnistClassifier, parseClassifierConfig } from '../../models/classifier/fashionMnist';
+import { loadWeightsInto } from './weights';
 
 /** Where `scripts/train-classifier.ts` writes the committed judge, relative to the repository root. */
 export const DEFAULT_CLASSIFIER_DIR = 'data/fashion-mnist-classifier';
@@ -21,16 +22,7 @@ export function loadFashionMnistClassifier(dir: string = DEFAULT_CLASSIFIER_DIR)
     if (!fs.existsSync(f)) throw new Error(`${f}: not found (train the classifier with scripts/train-classifier.ts)`);
   }
   const model = new FashionMnistClassifier(parseClassifierConfig(readJsonFile(configFile), configFile));
-  const ckpt = SafetensorsCheckpoint.open(weights);
-  try {
-    model.loadStateDict(ckpt, { sourceName: weights });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    ckpt.close();
-  }
-  return model;
+  return loadWeightsInto(model, weights);
 }
 
 /** Writes `config.json` (+ `extra` metadata fields prefixed by `_`) and `model.safetensors` atomically. */

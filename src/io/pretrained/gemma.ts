@@ -17,6 +17,7 @@ import * as path from 'path';
 import { SafetensorsCheckpoint } from '../safetensors';
 import { readJsonFile } from '../json';
 import { Gemma2Config, Gemma2Model, GemmaTokenizer, parseGemma2Config, ParseGemma2ConfigOptions, TokenizerError } from '../../models/text';
+import { isDir } from './weights';
 
 /** Reads and validates `<dir>/config.json` (or a config file given directly). */
 export function readGemma2Config(dirOrFile: string, opts: ParseGemma2ConfigOptions = {}): Gemma2Config {
@@ -120,9 +121,6 @@ export function gemmaEncoderIdentity(dir: string): string {
   return h.digest('hex');
 }
 
-function isDir(p: string): boolean {
-  return fs.existsSync(p) && fs.statSync(p).isDirectory();
-}
 
 function readText(file: string): string {
   try {

@@ -29,6 +29,7 @@ import { loadEmaWeights, loadSanaTransformer } from './transformer';
 import { loadAutoencoderDC } from './autoencoder';
 import { loadGemma2Model, loadGemmaTokenizer, seededGemma2Model } from './gemma';
 import { readSchedulerConfig } from './scheduler';
+import { isDir } from './weights';
 
 /** Pipeline classes whose folders this loader understands (same components, same call). */
 const PIPELINE_CLASSES = ['SanaPipeline', 'SanaPAGPipeline'];
@@ -81,9 +82,6 @@ export interface LoadSanaPipelineOptions {
   transformer?: string | SanaTransformer2DModel;
 }
 
-function isDir(p: string): boolean {
-  return fs.existsSync(p) && fs.statSync(p).isDirectory();
-}
 
 /** Reads and checks `<dir>/model_index.json`. */
 export function readPipelineIndex(dir: string): PipelineIndex {

@@ -19,6 +19,7 @@ import {
   parseSanaTransformerConfig,
   toDiffusersConfigJson,
 } from '../../models/dit';
+import { isDir, loadWeightsInto } from './weights';
 
 /** The diffusers version whose file layout this mirrors (written into saved configs). */
 const DIFFUSERS_VERSION = '0.40.0.dev0';
@@ -27,9 +28,6 @@ const INDEX_NAME = 'diffusion_pytorch_model.safetensors.index.json';
 /** diffusers' default `max_shard_size`. */
 export const DEFAULT_MAX_SHARD_BYTES = 10 * 1000 ** 3;
 
-function isDir(p: string): boolean {
-  return fs.existsSync(p) && fs.statSync(p).isDirectory();
-}
 
 /** Reads and validates `<dir>/config.json` (or a config file given directly). */
 export function readSanaTransformerConfig(dirOrFile: string): SanaTransformerConfig {
@@ -54,16 +52,7 @@ export function loadSanaTransformer(dirOrWeights: string, opts: LoadSanaTransfor
   }
   const config = opts.config ? parseSanaTransformerConfig(opts.config, `${dirOrWeights} (config given)`) : readSanaTransformerConfig(dirOrWeights);
   const model = new SanaTransformer2DModel(config);
-  const ckpt = SafetensorsCheckpoint.open(dirOrWeights);
-  try {
-    model.loadStateDict(ckpt, { sourceName: dirOrWeights });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    ckpt.close();
-  }
-  return model;
+  return loadWeightsInto(model, dirOrWeights);
 }
 
 export interface SaveSanaTransformerOptions {
