@@ -41,8 +41,15 @@ function parsePositiveInt(v: string): number {
   return n;
 }
 
+export interface PrinterOptions {
+  /** What the trainable parameters are called in the start line (default "trainable parameters"). */
+  trainableLabel?: string;
+  /** Print the `done` event (a caller with a better last line turns it off). Default true. */
+  done?: boolean;
+}
+
 /** Prints events: a progress line rewritten in place on a terminal, one line per log step otherwise. */
-function consolePrinter(): (e: TrainEvent) => void {
+export function consolePrinter(opts: PrinterOptions = {}): (e: TrainEvent) => void {
   const tty = process.stdout.isTTY === true;
   let pending = false;
   let last: Extract<TrainEvent, { type: 'step' }> | null = null;
@@ -54,7 +61,7 @@ function consolePrinter(): (e: TrainEvent) => void {
   return (e) => {
     switch (e.type) {
       case 'start':
-        line(`run ${e.runDir}: ${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting'}, ${e.totalSteps} steps, ${(e.numTrainable / 1e6).toFixed(2)}M trainable parameters`);
+        line(`run ${e.runDir}: ${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting'}, ${e.totalSteps} steps, ${(e.numTrainable / 1e6).toFixed(2)}M ${opts.trainableLabel ?? 'trainable parameters'}`);
         break;
       case 'step':
         last = e;
@@ -77,6 +84,7 @@ function consolePrinter(): (e: TrainEvent) => void {
         line(`${e.level === 'warn' ? 'warning: ' : ''}${e.text}`);
         break;
       case 'done':
+        if (opts.done === false) break;
         line(`done at step ${e.step}: ${e.checkpoint ?? 'no checkpoint written'}`);
         break;
     }
@@ -88,6 +96,16 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<TrainRunR
   const config: TrainConfig = loadTrainConfig(opts.config, opts.set);
   await startBackend(opts.backend ?? config.backend ?? undefined);
   const print = consolePrinter();
+  return stopOnSigint((onStopHandle) =>
+    runTraining({ config, configText: YAML.stringify(config), resume: opts.resume, stopAt: opts.stopAt ?? undefined, onEvent: print, onStopHandle }),
+  );
+}
+
+/**
+ * Runs a training loop with Ctrl-C wired to it: the first press stops after the current step (the
+ * loop writes a checkpoint), a second one aborts.
+ */
+export async function stopOnSigint<T>(run: (onStopHandle: (stop: () => void) => void) => Promise<T>): Promise<T> {
   let stop: (() => void) | null = null;
   const onSigint = () => {
     if (!stop) process.exit(130);
@@ -97,14 +115,7 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<TrainRunR
   };
   process.on('SIGINT', onSigint);
   try {
-    return await runTraining({
-      config,
-      configText: YAML.stringify(config),
-      resume: opts.resume,
-      stopAt: opts.stopAt ?? undefined,
-      onEvent: print,
-      onStopHandle: (s) => (stop = s),
-    });
+    return await run((s) => (stop = s));
   } finally {
     process.off('SIGINT', onSigint);
   }
@@ -114,9 +125,15 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<TrainRunR
 export function registerTrain(program: Command, action: (opts: TrainCommandOptions) => Promise<unknown> = trainCommand): void {
   const cmd = program
     .command('train')
-    .description('train a SANA model from a YAML config (rectified flow), or an AutoencoderDC (task: autoencoder)')
-    .requiredOption('-c, --config <file>', 'run config (YAML)')
-    .option('--set <key=value>', 'override a config field, e.g. --set optimizer.lr=2e-5 (repeatable)', collect, [])
+    .description('train a SANA model from a YAML config (rectified flow), or an AutoencoderDC (task: autoencoder)');
+  withRunOptions(cmd, 'run config (YAML)', 'optimizer.lr=2e-5', action);
+}
+
+/** The options `sana train` and `sana finetune` share, parsed into TrainCommandOptions for `action`. */
+export function withRunOptions(cmd: Command, configHelp: string, setExample: string, action: (opts: TrainCommandOptions) => Promise<unknown>): void {
+  cmd
+    .requiredOption('-c, --config <file>', configHelp)
+    .option('--set <key=value>', `override a config field, e.g. --set ${setExample} (repeatable)`, collect, [])
     .option('--resume <latest|dir>', "continue from the run folder's latest checkpoint, or from a checkpoint folder")
     .addOption(new Option('--stop-at <step>', 'stop (with a checkpoint) after this step, before train.steps').argParser(parsePositiveInt));
   withBackendOption(cmd).action(async (o: { config: string; set: string[]; resume?: string; backend?: string; stopAt?: number }) => {
