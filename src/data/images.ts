@@ -33,12 +33,44 @@ export interface ImageProbe {
   contentHash: string;
 }
 
-interface Pack {
+export interface ImagePack {
   data: Uint8Array; // [N, H, W, C]
   count: number;
   height: number;
   width: number;
   channels: number;
+}
+
+/** Image packs (uint8 [N, H, W, 1 or 3], see data/README.md), each read once and kept: they hold small images by design. */
+export class ImagePacks {
+  private readonly packs = new Map<string, ImagePack>();
+
+  get(file: string): ImagePack {
+    const cached = this.packs.get(file);
+    if (cached) return cached;
+    const f = SafetensorsFile.open(file);
+    try {
+      if (!f.has(PACK_TENSOR)) throw new ImageDecodeError(file, `image pack has no "${PACK_TENSOR}" tensor (found: ${f.keys().join(', ') || 'none'})`);
+      const info = f.info(PACK_TENSOR);
+      if (info.dtype !== 'U8' || info.shape.length !== 4 || ![1, 3].includes(info.shape[3])) {
+        throw new ImageDecodeError(file, `"${PACK_TENSOR}" must be uint8 [N, H, W, 1 or 3], got ${info.dtype} [${info.shape.join(', ')}]`);
+      }
+      const [count, height, width, channels] = info.shape;
+      const p: ImagePack = { data: f.read(PACK_TENSOR).data as Uint8Array, count, height, width, channels };
+      this.packs.set(file, p);
+      return p;
+    } finally {
+      f.close();
+    }
+  }
+
+  /** The pixels of one packed image, [H, W, C] as a view into the pack. */
+  slice(ref: Extract<ImageRef, { kind: 'pack' }>): { pack: ImagePack; pixels: Uint8Array } {
+    const p = this.get(ref.path);
+    if (ref.index >= p.count) throw new ImageDecodeError(describeImageRef(ref), `index ${ref.index} is past the end of the pack (${p.count} images)`);
+    const size = p.height * p.width * p.channels;
+    return { pack: p, pixels: p.data.subarray(ref.index * size, (ref.index + 1) * size) };
+  }
 }
 
 /** Where an image comes from, for messages: the file, or `pack.safetensors[17]`. */
@@ -64,32 +96,10 @@ export function toSignedUnit(u8: Uint8Array, out = new Float32Array(u8.length), 
  * Reads images by reference. Packs are loaded once and kept in memory (they hold small images by design).
  */
 export class ImageReader {
-  private readonly packs = new Map<string, Pack>();
+  private readonly packs = new ImagePacks();
 
-  private pack(file: string): Pack {
-    const cached = this.packs.get(file);
-    if (cached) return cached;
-    const f = SafetensorsFile.open(file);
-    try {
-      if (!f.has(PACK_TENSOR)) throw new ImageDecodeError(file, `image pack has no "${PACK_TENSOR}" tensor (found: ${f.keys().join(', ') || 'none'})`);
-      const info = f.info(PACK_TENSOR);
-      if (info.dtype !== 'U8' || info.shape.length !== 4 || ![1, 3].includes(info.shape[3])) {
-        throw new ImageDecodeError(file, `"${PACK_TENSOR}" must be uint8 [N, H, W, 1 or 3], got ${info.dtype} [${info.shape.join(', ')}]`);
-      }
-      const [count, height, width, channels] = info.shape;
-      const p: Pack = { data: f.read(PACK_TENSOR).data as Uint8Array, count, height, width, channels };
-      this.packs.set(file, p);
-      return p;
-    } finally {
-      f.close();
-    }
-  }
-
-  private packSlice(ref: Extract<ImageRef, { kind: 'pack' }>): { pack: Pack; pixels: Uint8Array } {
-    const p = this.pack(ref.path);
-    if (ref.index >= p.count) throw new ImageDecodeError(describeImageRef(ref), `index ${ref.index} is past the end of the pack (${p.count} images)`);
-    const size = p.height * p.width * p.channels;
-    return { pack: p, pixels: p.data.subarray(ref.index * size, (ref.index + 1) * size) };
+  private packSlice(ref: Extract<ImageRef, { kind: 'pack' }>): { pack: ImagePack; pixels: Uint8Array } {
+    return this.packs.slice(ref);
   }
 
   private async readFile(file: string): Promise<Buffer> {

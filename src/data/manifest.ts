@@ -164,7 +164,8 @@ export function readManifest(file: string): DatasetEntry[] {
   return entries;
 }
 
-function listImages(dir: string): string[] {
+/** Image files below `dir` (extensions of IMAGE_EXTENSIONS, hidden entries skipped), recursively, in sorted order. */
+export function listImageFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const ent of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -182,7 +183,7 @@ function listImages(dir: string): string[] {
 export function scanImageFolder(dir: string, options: ReadEntriesOptions = {}): { entries: DatasetEntry[]; skipped: SkippedImage[] } {
   const entries: DatasetEntry[] = [];
   const skipped: SkippedImage[] = [];
-  for (const file of listImages(dir)) {
+  for (const file of listImageFiles(dir)) {
     const id = path.relative(dir, file).split(path.sep).join('/').replace(/\.[^./]+$/, '');
     const txt = file.replace(/\.[^./]+$/, '.txt');
     if (!fs.existsSync(txt)) {

@@ -11,9 +11,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { readJsonFile } from '../io/json';
-import { IMAGE_EXTENSIONS, MANIFEST_FILE, readManifest } from '../data/manifest';
-import { PACK_TENSOR } from '../data/images';
-import { SafetensorsFile } from '../io/safetensors';
+import { IMAGE_EXTENSIONS, MANIFEST_FILE, listImageFiles, readManifest } from '../data/manifest';
+import { ImagePacks } from '../data/images';
 import type { ImageRef } from '../data/manifest';
 import { ImageU8 } from './imageResize';
 
@@ -44,20 +43,6 @@ function fileLine(root: string, file: string): string {
   return `${path.relative(root, file).split(path.sep).join('/')}|${st.size}|${Math.round(st.mtimeMs)}`;
 }
 
-function listImageFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    const entries = fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const ent of entries) {
-      if (ent.name.startsWith('.')) continue;
-      const p = path.join(d, ent.name);
-      if (ent.isDirectory()) walk(p);
-      else if ((IMAGE_EXTENSIONS as readonly string[]).includes(path.extname(ent.name).toLowerCase())) out.push(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 function optionalLabel(v: unknown): number | null {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
@@ -121,45 +106,15 @@ export function readImageSet(dir: string): ImageSet {
   return set;
 }
 
-interface Pack {
-  data: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
-
 /** Decodes images to 8-bit RGB at their own size (alpha dropped, grey replicated). */
 export class ImageDecoder {
-  private readonly packs = new Map<string, Pack>();
-
-  /** An image pack (uint8 [N, H, W, 1 or 3], see data/README.md), read once. */
-  private pack(file: string): Pack {
-    const cached = this.packs.get(file);
-    if (cached) return cached;
-    const f = SafetensorsFile.open(file);
-    try {
-      if (!f.has(PACK_TENSOR)) throw new Error(`${file}: image pack has no "${PACK_TENSOR}" tensor`);
-      const info = f.info(PACK_TENSOR);
-      if (info.dtype !== 'U8' || info.shape.length !== 4 || ![1, 3].includes(info.shape[3])) {
-        throw new Error(`${file}: "${PACK_TENSOR}" must be uint8 [N, H, W, 1 or 3], got ${info.dtype} [${info.shape.join(', ')}]`);
-      }
-      const [count, height, width, channels] = info.shape;
-      const p: Pack = { data: f.read(PACK_TENSOR).data as Uint8Array, count, height, width, channels };
-      this.packs.set(file, p);
-      return p;
-    } finally {
-      f.close();
-    }
-  }
+  private readonly packs = new ImagePacks();
 
   async decode(image: EvalImage): Promise<ImageU8> {
     const ref = image.ref;
     if (ref.kind === 'pack') {
-      const p = this.pack(ref.path);
-      if (ref.index >= p.count) throw new Error(`${ref.path}: image ${ref.index} is past the end of the pack (${p.count} images)`);
+      const { pack: p, pixels: src } = this.packs.slice(ref);
       const n = p.height * p.width;
-      const src = p.data.subarray(ref.index * n * p.channels, (ref.index + 1) * n * p.channels);
       const data = p.channels === 3 ? src.slice() : new Uint8Array(n * 3);
       if (p.channels === 1) for (let i = 0; i < n; i++) data[3 * i] = data[3 * i + 1] = data[3 * i + 2] = src[i];
       return { data, width: p.width, height: p.height, channels: 3 };
