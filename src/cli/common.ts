@@ -17,3 +17,10 @@ export async function startBackend(requested?: string): Promise<void> {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** Commander argument parser for counts (`--steps`, `--stop-at`, ...). */
+export function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got "${v}"`);
+  return n;
+}

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { describeBackend, initBackend, tf } from '../../backend';
-import { collect, withBackendOption } from '../common';
+import { collect, withBackendOption, parsePositiveInt } from '../common';
 import { writeFileAtomic } from '../../io/atomic';
 import { LoadedSanaPipeline, loadRunCheckpoint, loadSanaPipeline } from '../../io/pretrained/pipeline';
 import { SanaPromptEncoder } from '../../pipelines/promptEncoding';
@@ -42,12 +42,6 @@ export interface SampleCommandOptions {
 export interface WrittenImage {
   png: string;
   sidecar: string;
-}
-
-function parsePositiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got "${v}"`);
-  return n;
 }
 
 function parseSeed(v: string): number {

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import * as YAML from 'yaml';
-import { collect, startBackend, withBackendOption } from '../common';
+import { collect, startBackend, withBackendOption, parsePositiveInt } from '../common';
 import { loadTrainConfig, TrainConfig } from '../../config/train';
 import { runTraining, TrainRunResult } from '../../pipelines/train';
 import type { TrainEvent } from '../../training/events';
@@ -33,12 +33,6 @@ export function formatDuration(seconds: number): string {
 export function formatProgress(e: Extract<TrainEvent, { type: 'step' }>): string {
   const width = String(e.totalSteps).length;
   return `step ${String(e.step).padStart(width)}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  grad ${e.gradNorm.toFixed(3)}  ${e.stepsPerSec.toFixed(2)} it/s  ETA ${formatDuration(e.etaSec)}`;
-}
-
-function parsePositiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got "${v}"`);
-  return n;
 }
 
 export interface PrinterOptions {
