@@ -14,11 +14,11 @@ import * as path from 'path';
 import { tf, Tensor4D, Tensor2D, Tensor1D, Tensor3D } from '../backend';
 import { Module, Parameter } from '../nn/module';
 import type { TrainConfig } from '../config/train';
-import { TensorToWrite, writeSafetensors } from '../io/safetensors';
-import { writeDirAtomic, writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic } from '../io/atomic';
+import { saveSanaTransformer } from '../io/pretrained/transformer';
 import { loadWeightsInto } from '../io/pretrained/weights';
 import { readJsonFile } from '../io/json';
-import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPreset, toDiffusersConfigJson, SanaTransformerConfig } from '../models/dit';
+import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPreset, SanaTransformerConfig } from '../models/dit';
 import { AutoencoderDC, autoencoderDCPreset, parseAutoencoderDCConfig } from '../models/dcae';
 import { loadAutoencoderDC, saveAutoencoderDC } from '../io/pretrained/autoencoder';
 import { ImageDataset, BatchSource as DataBatchSource, Batch, disposeBatch, LatentCache, squareBucketTable, identityHash, CaptionChoiceOptions } from '../data';
@@ -82,16 +82,6 @@ export function transformerConfigOf(c: TrainConfig): SanaTransformerConfig {
   }
   if (!c.model.preset) return parseSanaTransformerConfig(c.model.config, 'model.config');
   return sanaTransformerPreset(c.model.preset, parseSanaTransformerConfig({ ...sanaTransformerPreset(c.model.preset), ...c.model.config }, 'model.config'));
-}
-
-/** A model saved as a diffusers component folder: `config.json` + `diffusion_pytorch_model.safetensors`. */
-function saveDiffusersComponent(model: Module, configJson: Record<string, unknown>, dir: string): void {
-  const tensors = new Map<string, TensorToWrite>();
-  for (const [key, t] of model.stateDict()) tensors.set(key, { dtype: 'F32', shape: t.shape, data: t.data });
-  writeDirAtomic(dir, (tmp) => {
-    writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
-    writeSafetensors(path.join(tmp, 'diffusion_pytorch_model.safetensors'), tensors, { format: 'pt' });
-  });
 }
 
 function buildTransformer(c: TrainConfig): SanaTransformer2DModel {
@@ -277,7 +267,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       });
       batches = new FlowBatches(src);
       objective = flowObjective((inputs) => dit.forward(inputs), { seed: c.seed, sampling: samplingOf(c), captionDropout: c.data.caption_dropout, nullCaption });
-      saveModel = (dir) => saveDiffusersComponent(dit, toDiffusersConfigJson(dit.config), path.join(dir, 'transformer'));
+      saveModel = (dir) => saveSanaTransformer(dit, path.join(dir, 'transformer'));
       loadModel = (dir) => loadWeightsInto(dit, path.join(dir, 'transformer'));
       if (c.validation.every !== null) {
         const components = { transformer: dit, vae, promptEncoder: encoder, scheduler: schedulerConfigFor(c), vaeScalingFactor: c.vae.scaling_factor ?? undefined };
