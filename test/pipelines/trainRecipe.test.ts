@@ -13,6 +13,7 @@ import { useTestBackend } from '../helpers';
 import { loadTrainConfig } from '../../src/config/train';
 import { runTraining } from '../../src/pipelines/train';
 import { openCheckpointPipeline, textEncoderSource } from '../../src/pipelines/trainComponents';
+import { loadRunCheckpoint } from '../../src/io/pretrained/pipeline';
 import { generateImages } from '../../src/pipelines/textToImage';
 import { imageGrid } from '../../src/pipelines/trainValidation';
 import { readJsonFile } from '../../src/io/json';
@@ -92,6 +93,25 @@ test('a seeded random text encoder is rebuilt identically; a flow run writes val
     pipe.dispose();
   }
   expect(() => openCheckpointPipeline(data)).toThrow(/not a training checkpoint/);
+
+  // 4. `sana sample`'s loader opens the same run (seeded encoder, EMA weights) to the same weights.
+  const viaRun = loadRunCheckpoint(out);
+  const viaTrain = openCheckpointPipeline(result.checkpoint!);
+  try {
+    expect(viaRun.source).toEqual({ kind: 'checkpoint', path: result.checkpoint, step: 2, ema: true });
+    const key = 'proj_out.weight';
+    expect(Array.from(viaRun.transformer.stateDict().get(key)!.data)).toEqual(Array.from(viaTrain.components.transformer.stateDict().get(key)!.data));
+    const enc = viaRun.loadTextEncoder();
+    expect(Array.from(enc.stateDict().get('layers.0.self_attn.q_proj.weight')!.data)).toEqual(Array.from(w1));
+    enc.dispose();
+    const raw = loadRunCheckpoint(out, { ema: false });
+    expect(raw.source.ema).toBe(false);
+    expect(Array.from(raw.transformer.stateDict().get(key)!.data)).not.toEqual(Array.from(viaRun.transformer.stateDict().get(key)!.data));
+    raw.dispose();
+  } finally {
+    viaRun.dispose();
+    viaTrain.dispose();
+  }
 }, 120_000);
 
 test('an autoencoder run writes reconstruction grids and a scaling factor estimated from its latents', async () => {
