@@ -12,7 +12,7 @@ import { makeTinyPipeline } from '../../scripts/make-tiny-pipeline';
 import { LoadedSanaPipeline, loadSanaPipeline } from '../../src/io/pretrained/pipeline';
 import { Gemma2Model } from '../../src/models/text';
 import { SanaPromptEncoder } from '../../src/pipelines/promptEncoding';
-import { SanaPipelineComponents, TextToImageOptions, generateImages, initialNoise } from '../../src/pipelines/textToImage';
+import { SanaPipelineComponents, TextToImageOptions, generateImages, initialNoise, resolveImageSize } from '../../src/pipelines/textToImage';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sana-t2i-'));
 let pipe: LoadedSanaPipeline;
@@ -77,4 +77,31 @@ test('bad options fail before any work, naming the option', async () => {
   const wrong = tf.zeros([1, 4, 4, 8]) as Tensor4D;
   await expect(generateImages(components, { ...base, latents: wrong })).rejects.toThrow(/latents must be NHWC \[1,2,3,8\]/);
   wrong.dispose();
+});
+
+describe('resolution binning', () => {
+  const model = (sampleSize: number, ratio: number | null) =>
+    ({
+      transformer: { config: { sample_size: sampleSize, patch_size: 1 } },
+      vae: ratio === null ? null : { spatialCompressionRatio: ratio },
+    }) as unknown as Pick<SanaPipelineComponents, 'transformer' | 'vae'>;
+
+  test('on by default where the model has SANA bins: the nearest bin is sampled', () => {
+    const s = resolveImageSize(model(32, 32), { height: 1000, width: 1500 });
+    expect(s.binning).toBe(true);
+    expect([s.height, s.width]).toEqual([1000, 1500]);
+    expect(s.sampleHeight % 32).toBe(0);
+    expect(Math.abs(s.sampleHeight / s.sampleWidth - 1000 / 1500)).toBeLessThan(0.05);
+  });
+
+  test('off by default for other compressions, sample sizes and pixel space', () => {
+    expect(resolveImageSize(model(7, 4), {}).binning).toBe(false);
+    expect(resolveImageSize(model(7, 4), {}).sampleHeight).toBe(28);
+    expect(resolveImageSize(model(32, 8), {}).binning).toBe(false);
+    expect(resolveImageSize(model(16, null), {}).binning).toBe(false);
+  });
+
+  test('asked for explicitly on a model without bins: a clear error', () => {
+    expect(() => resolveImageSize(model(7, 4), { resolutionBinning: true })).toThrow(/no aspect-ratio bins.*disable resolution binning/);
+  });
 });
