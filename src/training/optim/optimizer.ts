@@ -45,20 +45,31 @@ export abstract class Optimizer {
    * torch skips `p.grad is None`). `grads` are in memory layout; `lr` is this step's learning rate.
    */
   step(grads: Map<string, Tensor>, lr: number): void {
-    for (const key of grads.keys()) {
-      if (!this.byKey.has(key)) throw new Error(`${this.type}: gradient for unknown parameter "${key}"`);
-    }
+    this.checkGrads(grads);
     for (const [key, p] of this.params) {
       const g = grads.get(key);
       if (!g) continue;
+      this.update(key, p, g, lr, this.nextStep(key));
+    }
+  }
+
+  /** Every gradient names a parameter of this optimizer and has its shape. */
+  protected checkGrads(grads: Map<string, Tensor>): void {
+    for (const [key, g] of grads) {
+      const p = this.byKey.get(key);
+      if (!p) throw new Error(`${this.type}: gradient for unknown parameter "${key}"`);
       const want = p.shape;
       if (g.shape.length !== want.length || g.shape.some((d, i) => d !== want[i])) {
         throw new Error(`${this.type}: gradient of "${key}" has shape [${g.shape}], parameter is [${want}]`);
       }
-      const t = (this.steps.get(key) ?? 0) + 1;
-      this.steps.set(key, t);
-      this.update(key, p, g, lr, t);
     }
+  }
+
+  /** Counts one more step for a parameter; returns the new count (from 1). */
+  protected nextStep(key: string): number {
+    const t = (this.steps.get(key) ?? 0) + 1;
+    this.steps.set(key, t);
+    return t;
   }
 
   /** Updates one parameter in place (assigning its variable) and its slots. `t` counts from 1. */
@@ -87,8 +98,15 @@ export abstract class Optimizer {
     if (old && old !== t) old.dispose();
   }
 
+  /**
+   * Moves state kept in another form (AdamW's flat buckets) into `slots`, one tensor per parameter and
+   * slot, before anything reads `slots` from outside an update.
+   */
+  protected materializeSlots(): void {}
+
   /** Current state tensors of one parameter (for inspection and tests); memory layout. */
   slotsOf(key: string): ReadonlyMap<string, Tensor> {
+    this.materializeSlots();
     return this.slots.get(key) ?? new Map();
   }
 
@@ -102,6 +120,7 @@ export abstract class Optimizer {
    * comparisons with PyTorch. Axes are put in PyTorch order, then kept size-1 axes are dropped.
    */
   slotToTorch(key: string, name: string): Tensor {
+    this.materializeSlots();
     const p = this.byKey.get(key);
     const t = this.slots.get(key)?.get(name);
     if (!p || !t) throw new Error(`${this.type}: no slot "${name}" for "${key}"`);
@@ -110,6 +129,7 @@ export abstract class Optimizer {
 
   /** A host copy of the whole state, for checkpoints. */
   getState(): OptimizerState {
+    this.materializeSlots();
     const tensors = new Map<string, HostState>();
     for (const [key, m] of this.slots) {
       for (const [name, t] of m) tensors.set(`${key}.${name}`, { shape: [...t.shape], data: t.dataSync() as Float32Array });
@@ -141,6 +161,7 @@ export abstract class Optimizer {
     for (const k of state.tensors.keys()) if (!expected.has(k)) problems.push(`unexpected "${k}"`);
     if (problems.length) throw new Error(`${sourceName}: does not fit this optimizer: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? ` (${problems.length} problems)` : ''}`);
 
+    this.materializeSlots();
     this.disposeState();
     for (const [key, t] of Object.entries(state.steps)) this.steps.set(key, t);
     for (const [k, host] of expected) {
@@ -163,6 +184,7 @@ export abstract class Optimizer {
 
   /** Frees every state tensor. */
   dispose(): void {
+    this.materializeSlots();
     this.disposeState();
   }
 }
