@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { configureWasm } from './wasm';
+import { registerTensorflowKernels } from './kernels/tensorflow';
 
 // Production mode: no debug checks, and no console advice from tfjs about installing tfjs-node.
 tf.env().set('PROD', true);
@@ -94,6 +95,7 @@ async function activate(name: BackendName): Promise<BackendInfo> {
       if (!(await tf.setBackend('tensorflow'))) {
         throw new BackendUnavailableError(`backend ${name}: tfjs could not initialise the tensorflow backend`);
       }
+      registerTensorflowKernels();
       const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? '?';
       return { name, tfName: 'tensorflow', detail: `${pkg.replace('@tensorflow/', '')} ${packageVersion(pkg)}, TF ${tfVersion}`, reason: '' };
     }

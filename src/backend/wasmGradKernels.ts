@@ -72,6 +72,8 @@ function geometry(
 function tapView(xPadded: tf.Tensor4D, g: Geometry, ky: number, kx: number): tf.Tensor4D {
   const y0 = ky * g.dy;
   const x0 = kx * g.dx;
+  // Unit strides are a plain slice (copied straight from the heap; wasm's StridedSlice reads the whole input back first).
+  if (g.sy === 1 && g.sx === 1) return tf.slice(xPadded, [0, y0, x0, 0], [g.batch, g.outH, g.outW, xPadded.shape[3]]);
   return tf.stridedSlice(
     xPadded,
     [0, y0, x0, 0],

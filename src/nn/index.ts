@@ -5,4 +5,5 @@ export * from './activations';
 export * from './init';
 export * from './layout';
 export * from './grad';
+export * from './customGradient';
 export * from './random';

@@ -201,6 +201,13 @@ export const OP_CASES: OpCase[] = [
   { name: 'gather axis 1', inputs: [{ shape: [3, 8, 4] }, { shape: [5], intRange: 8 }], f: (t, i) => tf.gather(t, i, 1) },
   { name: 'concat', inputs: [{ shape: [2, 3, 4] }, { shape: [2, 3, 5] }], f: (a, b) => tf.concat([a, b], -1).mul(tf.concat([b.slice([0, 0, 0], [2, 3, 4]), a, a.slice([0, 0, 0], [2, 3, 1])], 2)) },
   { name: 'slice', inputs: [{ shape: [4, 6, 5] }], f: (x) => x.slice([1, 0, 1], [2, 4, 3]) },
+  { name: 'slice rows (one contiguous run)', inputs: [{ shape: [6, 4, 5] }], f: (x) => x.slice([2, 0, 0], [3, -1, -1]) },
+  { name: 'split last axis, unstack', inputs: [{ shape: [3, 4, 9] }], f: (x) => {
+    const [a, b, c] = tf.split(x, [2, 3, 4], 2);
+    const parts = tf.unstack(x, 1);
+    return a.sum(2).add(b.mean(2)).add(c.max(2)).add(parts[0].mul(parts[3]).sum(1).reshape([3, 1]));
+  } },
+  { name: 'sum over leading axes', inputs: [{ shape: [6, 5, 7] }, { shape: [4, 9, 3, 2] }], f: (x, y) => x.sum([0, 1]).sum().add(y.sum([0, 1, 2], true).sum()).add(x.sum(0).mul(x.sum(0)).sum()) },
   // tfjs-core has no StridedSlice gradient: forward only.
   { name: 'stridedSlice', inputs: [{ shape: [4, 6, 5] }], f: (x) => tf.stridedSlice(x, [0, 1, 0], [4, 6, 5], [2, 2, 2]), grad: false },
   { name: 'pad', inputs: [nhwc(1, 4, 5, 2)], f: (x) => tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]], 0.5) },

@@ -1,7 +1,7 @@
 /**
  * The wasm backend's composite and rerouted kernels (src/backend/kernels/wasm) against the pure-JS
  * `cpu` kernels, whatever the default backend is: matmuls with transposes and batches, convolution
- * gradients. wasm is a regular dependency, so this runs on every machine.
+ * gradients, slices/splits/unstacks copied from the heap, sums over leading axes. wasm is a regular dependency, so this runs on every machine.
  */
 import { tf, initBackend } from '../../src/backend';
 import { EXPLICIT_PAD_CASES, OP_CASES, evaluate, relativeError } from './opCases';
@@ -9,7 +9,7 @@ import { EXPLICIT_PAD_CASES, OP_CASES, evaluate, relativeError } from './opCases
 /** Largest error relative to the largest reference value: float32 sums reordered by another kernel. */
 const TOLERANCE = 1e-5;
 
-const CASES = [...OP_CASES.filter((c) => /^(matMul|conv|depthwise|gather)/.test(c.name)), ...EXPLICIT_PAD_CASES];
+const CASES = [...OP_CASES.filter((c) => /^(matMul|conv|depthwise|gather|slice|split|sum over)/.test(c.name)), ...EXPLICIT_PAD_CASES];
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -9,7 +9,7 @@
  * "query" can come from `to_k` channels; splitting by projection name would give other numbers.
  */
 import { tf, Tensor, Tensor4D } from '../../backend';
-import { Conv2d, Linear, Module } from '../../nn';
+import { Conv2d, Linear, Module, relu } from '../../nn';
 import { Block2d, channelNorm } from './norms';
 import { DCNormType } from './config';
 
@@ -106,8 +106,8 @@ export class SanaMultiscaleLinearAttention extends Module implements Block2d {
       const groups = all.shape[3] / (3 * d);
       const heads = all.reshape([b, n, groups, 3 * d]).transpose([0, 2, 1, 3]); // [B, G, N, 3d]
       const [q0, k0, v] = tf.split(heads, 3, 3); // [B, G, N, d] each
-      const q = tf.relu(q0);
-      const k = tf.relu(k0);
+      const q = relu(q0);
+      const k = relu(k0);
       // 4. ReLU linear attention on large maps, the "quadratic" ReLU-kernel form on small ones.
       const out = n > d ? linearAttention(q, k, v) : quadraticAttention(q, k, v); // [B, G, N, d]
       const merged = out.transpose([0, 2, 1, 3]).reshape([b, h, w, groups * d]); // [B, H, W, G*d]

@@ -9,7 +9,7 @@
  * Tokens are [B, N, C] with head h owning channels [h*d, (h+1)*d), as in the reference.
  */
 import { tf, Tensor, Tensor3D, Tensor4D } from '../../backend';
-import { Linear, Module, RMSNorm } from '../../nn';
+import { Linear, Module, RMSNorm, relu } from '../../nn';
 import { fusedSliceLinear, xavierLinear } from './init';
 
 /** eps of diffusers `Attention`'s qk RMSNorms. */
@@ -68,8 +68,8 @@ export function fusedLinears(layers: Linear[], x: Tensor): Tensor[] {
  */
 export function reluLinearAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor3D {
   return tf.tidy(() => {
-    const qh = tf.relu(splitHeads(q, heads)); // [B, H, N, d]
-    const kh = tf.relu(splitHeads(k, heads)); // [B, H, N, d]
+    const qh = relu(splitHeads(q, heads)); // [B, H, N, d]
+    const kh = relu(splitHeads(k, heads)); // [B, H, N, d]
     const vh = splitHeads(v, heads); // [B, H, N, d]
     const kv = tf.matMul(kh, vh, true, false); // [B, H, d, d]
     const kSum = kh.sum(2, true); // [B, H, 1, d]

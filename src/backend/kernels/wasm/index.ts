@@ -1,6 +1,8 @@
 import { registerWasmGradKernels } from '../../wasmGradKernels';
 import { registerWasmBatchMatMul } from './batchMatMul';
 import { registerWasmConv2DBackpropInput } from './conv2dBackpropInput';
+import { registerWasmSlicing } from './slice';
+import { registerWasmSum } from './sum';
 
 /**
  * Composite kernels for the wasm backend: gradients of convolutions it lacks, and routes to its fast
@@ -10,4 +12,6 @@ export function registerWasmKernels(): void {
   registerWasmGradKernels();
   registerWasmBatchMatMul();
   registerWasmConv2DBackpropInput();
+  registerWasmSlicing();
+  registerWasmSum();
 }

@@ -1,26 +1,14 @@
 /**
- * Wrapping a kernel the wasm backend already has: the replacement receives the original kernel
- * function, to hand it the cases it runs fast, and keeps the original `setupFunc` (which binds the
- * wasm export when the backend starts).
+ * Wrapping a kernel the wasm backend already has (see `../wrap.ts`), and reading its inputs as tensors.
  */
 import * as tf from '@tensorflow/tfjs';
+import { OriginalKernel, wrapKernel } from '../wrap';
 
-const wrapped = new Set<string>();
+export type { OriginalKernel };
 
-/** The original kernel, called with the arguments the engine gave the replacement. */
-export type OriginalKernel = (args: Parameters<tf.KernelFunc>[0]) => ReturnType<tf.KernelFunc>;
-
-/**
- * Replaces wasm kernel `kernelName` by `make(original)`. Idempotent; does nothing when wasm has no such
- * kernel (then a plain composite should be registered instead).
- */
+/** Replaces wasm kernel `kernelName` by `make(original)` (see `wrapKernel`). */
 export function wrapWasmKernel(kernelName: string, make: (original: OriginalKernel) => tf.KernelFunc): void {
-  if (wrapped.has(kernelName)) return;
-  const original = tf.getKernel(kernelName, 'wasm');
-  if (!original) return;
-  wrapped.add(kernelName);
-  tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({ kernelName, backendName: 'wasm', setupFunc: original.setupFunc, kernelFunc: make(original.kernelFunc as OriginalKernel) });
+  wrapKernel('wasm', kernelName, make);
 }
 
 /**
