@@ -5,6 +5,7 @@
 import { tf, Tensor, Tensor4D } from '../backend';
 import { Module, Parameter } from './module';
 import { Init, ones, torchDefault, zeros } from './init';
+import { customGradient } from './customGradient';
 
 /**
  * A side branch added to a layer's output (LoRA and similar adapters): `forward` returns
@@ -172,6 +173,48 @@ export function layerNorm(x: Tensor, eps: number): Tensor {
     const variance = centered.square().mean(-1, true);
     return centered.mul(variance.add(eps).rsqrt());
   });
+}
+
+/**
+ * adaLN modulation of a parameter-free LayerNorm, layerNorm(x) * (1 + scale) + shift, with the
+ * gradient written out (the LayerNorm backward in its closed form,
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * (1 + scale)): about half the
+ * full-size kernels of the chain rule through mean, variance and the broadcasts.
+ * @param x [B, N, D]; scale, shift broadcastable against it over N (e.g. [B, 1, D])
+ */
+export const modulatedLayerNorm: (x: Tensor, scale: Tensor, shift: Tensor, eps: number) => Tensor = (x, scale, shift, eps) =>
+  modulatedLayerNormOp(eps)(x, scale, shift);
+
+const modulatedLayerNormOps = new Map<number, (...xs: Tensor[]) => Tensor>();
+
+function modulatedLayerNormOp(eps: number): (...xs: Tensor[]) => Tensor {
+  let op = modulatedLayerNormOps.get(eps);
+  if (op) return op;
+  op = customGradient(3, ([x, scale, shift], save) => {
+    const mean = x.mean(-1, true);
+    const centered = x.sub(mean);
+    const rstd = centered.square().mean(-1, true).add(eps).rsqrt();
+    const xhat = centered.mul(rstd);
+    const gain = scale.add(1);
+    save([xhat, rstd, gain]);
+    const value = xhat.mul(gain).add(shift);
+    return {
+      value,
+      gradFunc: (dy, [xh, r, g1]) =>
+        tf.tidy(() => {
+          // Reduce over the axes `scale`/`shift` were broadcast along (N, and B if they had size 1 there).
+          const reduceTo = (t: Tensor, shape: number[]) => {
+            const axes = tf.backend_util.getReductionAxes(shape, t.shape);
+            return (axes.length ? t.sum(axes, true) : t).reshape(shape);
+          };
+          const g = dy.mul(g1);
+          const dx = g.sub(g.mean(-1, true)).sub(xh.mul(g.mul(xh).mean(-1, true))).mul(r);
+          return [dx, reduceTo(dy.mul(xh), scale.shape), reduceTo(dy, shift.shape)];
+        }),
+    };
+  });
+  modulatedLayerNormOps.set(eps, op);
+  return op;
 }
 
 /** Scales the last axis by 1 / sqrt(mean(x^2) + eps). */

@@ -8,7 +8,7 @@
  * with (shift, scale, gate) x 2 = scale_shift_table + the adaLN-single modulation of the timestep.
  */
 import { tf, Tensor2D, Tensor3D, Tensor4D, Variable } from '../../backend';
-import { Conv2d, LayerNorm, Linear, Module, Parameter, layerNorm, normal } from '../../nn';
+import { Conv2d, LayerNorm, Linear, Module, Parameter, modulatedLayerNorm, normal } from '../../nn';
 import { SanaCrossAttention, SanaLinearSelfAttention } from './attention';
 import { SanaTransformerConfig, innerDim } from './config';
 import { GLUMBConv } from './glumbconv';
@@ -83,12 +83,13 @@ export class SanaTransformerBlock extends Module {
       const mod = this.scale_shift_table.value.expandDims(0).add(ctx.modulation.reshape([b, 6, d])); // [B, 6, D]
       const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(mod, 6, 1);
       // 2. Self-attention.
-      const normed = layerNorm(x, this.normEps).mul(scaleMsa.add(1)).add(shiftMsa) as Tensor3D;
+      const normed = modulatedLayerNorm(x, scaleMsa, shiftMsa, this.normEps) as Tensor3D;
       let h = x.add(gateMsa.mul(this.attn1.forward(normed))) as Tensor3D;
       // 3. Cross-attention.
       h = h.add(this.attn2.forward(h, ctx.caption, ctx.captionBias)) as Tensor3D;
       // 4. Feed-forward on the token grid.
-      const normed2 = this.norm2.forward(h).mul(scaleMlp.add(1)).add(shiftMlp);
+      // norm2 has no affine parameters in SANA's configs: the fused modulated norm applies.
+      const normed2 = this.norm2.weight || this.norm2.bias ? this.norm2.forward(h).mul(scaleMlp.add(1)).add(shiftMlp) : modulatedLayerNorm(h, scaleMlp, shiftMlp, this.norm2.eps);
       const ff = this.ff.forward(normed2.reshape([b, ctx.height, ctx.width, d]) as Tensor4D).reshape([b, n, d]); // [B, N, D]
       return h.add(gateMlp.mul(ff)) as Tensor3D;
     });

@@ -7,7 +7,7 @@
  * reference takes and returns NCHW latents), and gradient checkpointing is a per-call option.
  */
 import { tf, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D } from '../../backend';
-import { Conv2d, Linear, Module, Parameter, RMSNorm, constant, layerNorm, normal } from '../../nn';
+import { Conv2d, Linear, Module, Parameter, RMSNorm, constant, modulatedLayerNorm, normal } from '../../nn';
 import { SanaTransformerBlock, BlockContext } from './block';
 import { recomputeInBackward } from './checkpoint';
 import { SanaTransformerConfig, innerDim, validateSanaTransformerConfig } from './config';
@@ -116,7 +116,7 @@ export class SanaTransformer2DModel extends Module {
       });
       // 4. Final modulated norm: shift first, then scale.
       const [shift, scale] = tf.split(this.scale_shift_table.value.expandDims(0).add(time.embedded.expandDims(1)), 2, 1); // [B, 1, D] each
-      const normed = layerNorm(x, NORM_OUT_EPS).mul(scale.add(1)).add(shift);
+      const normed = modulatedLayerNorm(x, scale, shift, NORM_OUT_EPS);
       capture?.('norm_out', normed);
       // 5. Unpatchify: token (i, j) channel (pi, pj, c) -> pixel (i*p + pi, j*p + pj) channel c.
       const patches = this.proj_out.forward(normed).reshape([b, h, w, p, p, c.out_channels]);
