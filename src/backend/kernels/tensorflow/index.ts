@@ -2,7 +2,9 @@
  * Shortcuts for the native TensorFlow backend (tfjs-node). Every kernel tfjs-node runs is a TensorFlow
  * eager op costing tens of microseconds however small its tensors, and tfjs' gradients issue many
  * no-op kernels: each broadcasting binary op's gradient reshapes to the shape it already has and casts
- * float32 to float32. Those are answered here by sharing the input's data, as the pure-JS backend does.
+ * float32 to float32, and the engine copies (`Identity`) every tensor it saves for the backward pass.
+ * Those are answered here by sharing the input's data, as the pure-JS backend does: tensors are
+ * immutable, so a shared buffer is never written through either handle.
  */
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../wrap';
@@ -30,6 +32,11 @@ export function registerTensorflowKernels(): void {
     const resolved = shape.map((d, i) => (d === -1 ? x.shape[i] : d));
     if (sameShape(resolved, x.shape)) return share(x, args.backend);
     return original(args);
+  });
+  wrapKernel('tensorflow', 'Identity', (original) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return original(args);
+    return share(x, args.backend);
   });
   wrapKernel('tensorflow', 'Cast', (original) => (args) => {
     const x = args.inputs.x as tf.TensorInfo;
