@@ -8,11 +8,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { configureWasm } from './wasm';
 import { registerTensorflowKernels } from './kernels/tensorflow';
+import { registerNativeBiasAdd } from './biasAdd';
 
 // Production mode: no debug checks, and no console advice from tfjs about installing tfjs-node.
 tf.env().set('PROD', true);
 
 export { tf };
+export { biasAdd } from './biasAdd';
 export type Tensor = tf.Tensor;
 export type Tensor1D = tf.Tensor1D;
 export type Tensor2D = tf.Tensor2D;
@@ -96,6 +98,7 @@ async function activate(name: BackendName): Promise<BackendInfo> {
         throw new BackendUnavailableError(`backend ${name}: tfjs could not initialise the tensorflow backend`);
       }
       registerTensorflowKernels();
+      registerNativeBiasAdd();
       const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? '?';
       return { name, tfName: 'tensorflow', detail: `${pkg.replace('@tensorflow/', '')} ${packageVersion(pkg)}, TF ${tfVersion}`, reason: '' };
     }

@@ -2,7 +2,7 @@
  * Basic layers mirroring `torch.nn` (Linear, Conv2d, LayerNorm) and diffusers' RMSNorm, with the same
  * parameter names (`weight`, `bias`) and PyTorch-default initialisation. Activations are NHWC.
  */
-import { tf, Tensor, Tensor4D } from '../backend';
+import { tf, biasAdd, Tensor, Tensor4D } from '../backend';
 import { Module, Parameter } from './module';
 import { Init, ones, torchDefault, zeros } from './init';
 import { customGradient } from './customGradient';
@@ -42,7 +42,7 @@ export class Linear extends Module {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);
       let y = tf.matMul(x2, this.weight.value);
-      if (this.bias) y = y.add(this.bias.value);
+      if (this.bias) y = biasAdd(y, this.bias.value);
       let out = y.reshape([...lead, this.outFeatures]);
       for (const a of this.adapters) out = out.add(a.delta(x));
       return out;
@@ -107,7 +107,7 @@ export class Conv2d extends Module {
         const ws = tf.split(w, this.groups, 3) as Tensor4D[];
         y = tf.concat(xs.map((xg, g) => (pointwise ? this.pointwise(xg, ws[g]) : tf.conv2d(xg, ws[g], s, p))), 3) as Tensor4D;
       }
-      if (this.bias) y = y.add(this.bias.value) as Tensor4D;
+      if (this.bias) y = biasAdd(y, this.bias.value) as Tensor4D;
       for (const a of this.adapters) y = y.add(a.delta(x)) as Tensor4D;
       return y;
     });

@@ -3,7 +3,7 @@
  * an evaluator that compares one backend with the pure-JS `cpu` kernels. Inputs are fixed functions of
  * the element index, so a failure is reproducible on every backend.
  */
-import { tf } from '../../src/backend';
+import { tf, biasAdd } from '../../src/backend';
 import { convPadding } from '../../src/nn';
 
 export interface InputSpec {
@@ -194,6 +194,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'softmax', inputs: [{ shape: [2, 3, 10] }], f: (x) => tf.softmax(x.mul(4)) },
   { name: 'masked softmax (where)', inputs: [{ shape: [2, 4, 6] }], f: (x) => tf.softmax(tf.where(tf.range(0, 6).less(4).reshape([1, 1, 6]).tile([2, 4, 1]), x, tf.fill([2, 4, 6], -1e9))) },
   { name: 'mean, sum, max', inputs: [{ shape: [3, 4, 5] }], f: (x) => x.mean(1).add(x.sum(-1, false).reshape([3, 4, 1]).sum(1)).add(x.max(1)) },
+  { name: 'biasAdd (native BiasAdd/BiasAddGrad where present)', inputs: [{ shape: [3, 4, 6] }, { shape: [6] }], f: (x, b) => biasAdd(x, b).mul(x) },
   { name: 'broadcast add, mul, div', inputs: [{ shape: [2, 3, 4] }, { shape: [4] }, { shape: [3, 1], positive: 1 }], f: (x, b, s) => x.add(b).mul(x).div(s) },
 
   // Indexing, shapes, layout changes.

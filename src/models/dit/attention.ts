@@ -8,7 +8,7 @@
  *
  * Tokens are [B, N, C] with head h owning channels [h*d, (h+1)*d), as in the reference.
  */
-import { tf, Tensor, Tensor3D, Tensor4D } from '../../backend';
+import { tf, biasAdd, Tensor, Tensor3D, Tensor4D } from '../../backend';
 import { Linear, Module, RMSNorm, relu } from '../../nn';
 import { fusedSliceLinear, xavierLinear } from './init';
 
@@ -50,7 +50,7 @@ export function fusedLinears(layers: Linear[], x: Tensor): Tensor[] {
     const lead = x.shape.slice(0, -1);
     const weight = tf.concat(layers.map((l) => l.weight.value), 1); // [in, sum of out]
     let y = tf.matMul(x.reshape([-1, inFeatures]), weight); // [rows, sum of out]
-    if (withBias) y = y.add(tf.concat(layers.map((l) => l.bias!.value)));
+    if (withBias) y = biasAdd(y, tf.concat(layers.map((l) => l.bias!.value)));
     return tf.split(y, layers.map((l) => l.outFeatures), 1).map((t, i) => t.reshape([...lead, layers[i].outFeatures]));
   });
 }
