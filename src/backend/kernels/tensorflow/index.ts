@@ -5,6 +5,11 @@
  * float32 to float32, and the engine copies (`Identity`) every tensor it saves for the backward pass.
  * Those are answered here by sharing the input's data, as the pure-JS backend does: tensors are
  * immutable, so a shared buffer is never written through either handle.
+ *
+ * The real reshapes, transposes, sums and means pass their shape/permutation/axes to TensorFlow as a
+ * small int32 tensor, which tfjs-node creates, uploads and frees on every call (about half the
+ * ~50 us of a reshape). Those constants are kept here per value instead, as backend data outside the
+ * engine's tensor count.
  */
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../wrap';
@@ -12,6 +17,29 @@ import { wrapKernel } from '../wrap';
 /** The part of tfjs-node's backend used here. */
 interface RefCountingBackend {
   incRef(dataId: tf.DataId): void;
+}
+
+interface NativeBackend {
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_INT32: number };
+  write(values: Int32Array, shape: number[], dtype: tf.DataType): tf.DataId;
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+}
+
+const int32Constants = new Map<string, tf.TensorInfo>();
+
+/** A kept int32 vector on the backend (never freed; there are a few dozen distinct ones per model). */
+function int32Constant(backend: NativeBackend, values: number[]): tf.TensorInfo {
+  const key = values.join(',');
+  let info = int32Constants.get(key);
+  if (!info) {
+    info = { dataId: backend.write(Int32Array.from(values), [values.length], 'int32'), shape: [values.length], dtype: 'int32' };
+    int32Constants.set(key, info);
+  }
+  return info;
+}
+
+function typeAttr(backend: NativeBackend, name: string, dtype: tf.DataType): unknown {
+  return { name, type: backend.binding.TF_ATTR_TYPE, value: dtype === 'float32' ? backend.binding.TF_FLOAT : backend.binding.TF_INT32 };
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -31,8 +59,27 @@ export function registerTensorflowKernels(): void {
     // A -1 can only stand for the size it already has when every other axis matches.
     const resolved = shape.map((d, i) => (d === -1 ? x.shape[i] : d));
     if (sameShape(resolved, x.shape)) return share(x, args.backend);
-    return original(args);
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
+    const b = args.backend as unknown as NativeBackend;
+    return b.executeSingleOutput('Reshape', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tshape', 'int32')], [x, int32Constant(b, shape)]);
   });
+  wrapKernel('tensorflow', 'Transpose', (original) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
+    const { perm } = args.attrs as { perm: number[] };
+    const b = args.backend as unknown as NativeBackend;
+    return b.executeSingleOutput('Transpose', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tperm', 'int32')], [x, int32Constant(b, perm)]);
+  });
+  for (const op of ['Sum', 'Mean'] as const) {
+    wrapKernel('tensorflow', op, (original) => (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype !== 'float32') return original(args);
+      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      const b = args.backend as unknown as NativeBackend;
+      const attrs = [{ name: 'keep_dims', type: b.binding.TF_ATTR_BOOL, value: keepDims }, typeAttr(b, 'T', 'float32'), typeAttr(b, 'Tidx', 'int32')];
+      return b.executeSingleOutput(op, attrs, [x, int32Constant(b, tf.util.parseAxisParam(axis, x.shape))]);
+    });
+  }
   wrapKernel('tensorflow', 'Identity', (original) => (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype === 'string') return original(args);
