@@ -9,7 +9,7 @@
  * Tokens are [B, N, C] with head h owning channels [h*d, (h+1)*d), as in the reference.
  */
 import { tf, biasAdd, Tensor, Tensor3D, Tensor4D } from '../../backend';
-import { Linear, Module, RMSNorm, relu } from '../../nn';
+import { Linear, Module, RMSNorm, customGradient } from '../../nn';
 import { fusedSliceLinear, xavierLinear } from './init';
 
 /** eps of diffusers `Attention`'s qk RMSNorms. */
@@ -67,16 +67,50 @@ export function fusedLinears(layers: Linear[], x: Tensor): Tensor[] {
  * @returns [B, N, H*d]
  */
 export function reluLinearAttention(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor3D {
-  return tf.tidy(() => {
-    const qh = relu(splitHeads(q, heads)); // [B, H, N, d]
-    const kh = relu(splitHeads(k, heads)); // [B, H, N, d]
-    const vh = splitHeads(v, heads); // [B, H, N, d]
+  return linearAttentionOp(heads)(q, k, v) as Tensor3D;
+}
+
+const linearAttentionOps = new Map<number, (...xs: Tensor[]) => Tensor>();
+
+/**
+ * The attention above with its backward pass written out (half the kernels of the chain rule through
+ * it). With r = 1 / (relu(Q) s + eps), s = sum_m relu(k_m), KV = relu(K)^T V and out = relu(Q) KV r:
+ *   dNum = dOut r,  dDen = -sum_d(dOut * out) r
+ *   dQ = (dNum KV^T + dDen s) * [q > 0]
+ *   dKV = relu(Q)^T dNum,  ds = dDen^T relu(Q)
+ *   dK = (V dKV^T + 1 ds) * [k > 0],  dV = relu(K) dKV
+ */
+function linearAttentionOp(heads: number): (...xs: Tensor[]) => Tensor {
+  let op = linearAttentionOps.get(heads);
+  if (op) return op;
+  op = customGradient(3, ([q, k, v], save) => {
+    const qh = tf.relu(splitHeads(q, heads)); // [B, H, N, d]
+    const kh = tf.relu(splitHeads(k, heads));
+    const vh = splitHeads(v, heads);
     const kv = tf.matMul(kh, vh, true, false); // [B, H, d, d]
     const kSum = kh.sum(2, true); // [B, H, 1, d]
-    const num = tf.matMul(qh, kv); // [B, H, N, d]
-    const den = tf.matMul(qh, kSum, false, true); // [B, H, N, 1]
-    return mergeHeads(num.div(den.add(LINEAR_ATTN_EPS)) as Tensor4D);
+    const r = tf.reciprocal(tf.matMul(qh, kSum, false, true).add(LINEAR_ATTN_EPS)); // [B, H, N, 1]
+    const outH = tf.matMul(qh, kv).mul(r); // [B, H, N, d]
+    save([qh, kh, vh, kv, kSum, r, outH]);
+    return {
+      value: mergeHeads(outH as Tensor4D),
+      gradFunc: (dy, [qs, ks, vs, kvs, kSums, rs, outs]) =>
+        tf.tidy(() => {
+          const dOut = splitHeads(dy, heads); // [B, H, N, d]
+          const dNum = dOut.mul(rs);
+          const dDen = dOut.mul(outs).sum(3, true).mul(rs).neg(); // [B, H, N, 1]
+          const ones = tf.onesLike(dDen);
+          const dQ = tf.matMul(dNum, kvs, false, true).add(tf.matMul(dDen, kSums)).mul(tf.sign(qs));
+          const dKv = tf.matMul(qs, dNum, true, false); // [B, H, d, d]
+          const dKSum = tf.matMul(dDen, qs, true, false); // [B, H, 1, d]
+          const dK = tf.matMul(vs, dKv, false, true).add(tf.matMul(ones, dKSum)).mul(tf.sign(ks));
+          const dV = tf.matMul(ks, dKv);
+          return [mergeHeads(dQ as Tensor4D), mergeHeads(dK as Tensor4D), mergeHeads(dV as Tensor4D)];
+        }),
+    };
   });
+  linearAttentionOps.set(heads, op);
+  return op;
 }
 
 /**
