@@ -123,7 +123,7 @@ function matmulGflops(): number {
   return (2 * n ** 3) / s / 1e9;
 }
 
-interface BenchBatch {
+export interface BenchBatch {
   latents: Tensor;
   noise: Tensor;
   sigmas: Tensor;
@@ -132,7 +132,7 @@ interface BenchBatch {
   mask: Tensor;
 }
 
-function makeBatch(): BenchBatch {
+export function makeBatch(): BenchBatch {
   const n = BATCH * LATENT * LATENT * BENCH_TRANSFORMER.in_channels;
   const sig = rngFor(SEED, 'bench.sigma').uniformArray(BATCH);
   const mask = new Float32Array(BATCH * TEXT_TOKENS);
@@ -148,7 +148,7 @@ function makeBatch(): BenchBatch {
 }
 
 /** One flow-matching training step as the trainer runs it: loss, gradients, AdamW, loss read back. */
-function trainStep(model: SanaTransformer2DModel, params: Array<[string, Parameter]>, opt: AdamW, batch: BenchBatch): number {
+export function trainStep(model: SanaTransformer2DModel, params: Array<[string, Parameter]>, opt: AdamW, batch: BenchBatch): number {
   const { value, grads } = valueAndGrads(
     () =>
       tf.tidy(() => {
