@@ -15,6 +15,7 @@ tf.env().set('PROD', true);
 
 export { tf };
 export { biasAdd } from './biasAdd';
+export { positiveMask } from './positiveMask';
 export type Tensor = tf.Tensor;
 export type Tensor1D = tf.Tensor1D;
 export type Tensor2D = tf.Tensor2D;

@@ -1,7 +1,7 @@
 /**
  * Activation functions by their reference names (`gelu-approximate=tanh`, `silu`, `quick_gelu`, ...).
  */
-import { tf, Tensor } from '../backend';
+import { tf, positiveMask, Tensor } from '../backend';
 import { customGradient } from './customGradient';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -31,13 +31,13 @@ export const silu: (x: Tensor) => Tensor = customGradient(1, ([x], save) => {
 });
 
 /**
- * max(x, 0). Its gradient is dy * sign(y) (y >= 0, so the sign is the 0/1 mask): tfjs' own ReLU
- * gradient goes through `step`, five kernels on native TensorFlow.
+ * max(x, 0). Its gradient is dy times the 0/1 mask of y > 0 (`positiveMask`, one kernel on every
+ * backend): tfjs' own ReLU gradient goes through `step`, five kernels on native TensorFlow.
  */
 export const relu: (x: Tensor) => Tensor = customGradient(1, ([x], save) => {
   const y = tf.relu(x);
   save([y]);
-  return { value: y, gradFunc: (dy, [ys]) => [tf.tidy(() => tf.mul(dy, tf.sign(ys)))] };
+  return { value: y, gradFunc: (dy, [ys]) => [tf.tidy(() => tf.mul(dy, positiveMask(ys)))] };
 });
 
 /** CLIP's quick GELU, x * sigmoid(1.702 x). */

@@ -8,7 +8,7 @@
  *
  * Tokens are [B, N, C] with head h owning channels [h*d, (h+1)*d), as in the reference.
  */
-import { tf, biasAdd, Tensor, Tensor3D, Tensor4D } from '../../backend';
+import { tf, biasAdd, positiveMask, Tensor, Tensor3D, Tensor4D } from '../../backend';
 import { Linear, Module, RMSNorm, customGradient } from '../../nn';
 import { fusedSliceLinear, xavierLinear } from './init';
 
@@ -100,10 +100,10 @@ function linearAttentionOp(heads: number): (...xs: Tensor[]) => Tensor {
           const dNum = dOut.mul(rs);
           const dDen = dOut.mul(outs).sum(3, true).mul(rs).neg(); // [B, H, N, 1]
           const ones = tf.onesLike(dDen);
-          const dQ = tf.matMul(dNum, kvs, false, true).add(tf.matMul(dDen, kSums)).mul(tf.sign(qs));
+          const dQ = tf.matMul(dNum, kvs, false, true).add(tf.matMul(dDen, kSums)).mul(positiveMask(qs));
           const dKv = tf.matMul(qs, dNum, true, false); // [B, H, d, d]
           const dKSum = tf.matMul(dDen, qs, true, false); // [B, H, 1, d]
-          const dK = tf.matMul(vs, dKv, false, true).add(tf.matMul(ones, dKSum)).mul(tf.sign(ks));
+          const dK = tf.matMul(vs, dKv, false, true).add(tf.matMul(ones, dKSum)).mul(positiveMask(ks));
           const dV = tf.matMul(ks, dKv);
           return [mergeHeads(dQ as Tensor4D), mergeHeads(dK as Tensor4D), mergeHeads(dV as Tensor4D)];
         }),
