@@ -4,7 +4,7 @@
  * allocating weights. Without options, one line per preset.
  */
 import { Command, Option } from 'commander';
-import { withBackendOption } from '../common';
+import { startBackend, withBackendOption } from '../common';
 import * as fs from 'fs';
 import * as path from 'path';
 import { readJsonFile } from '../../io/json';
@@ -92,10 +92,12 @@ export function registerInfo(program: Command): void {
   withBackendOption(
     program
       .command('info')
-      .description('model presets and parameter counts (computed from the config; no weights are allocated)')
+      .description('the backend in use, model presets and parameter counts (computed from the config; no weights are allocated)')
       .addOption(new Option('--preset <name>', `transformer preset (${presetNames().join(', ')}) or autoencoder preset (${Object.keys(AUTOENCODER_DC_PRESETS).join(', ')})`))
       .addOption(new Option('--config <path>', 'a diffusers transformer or vae folder, or its config.json')),
-  ).action(async (raw: { preset?: string; config?: string }) => {
+  ).action(async (raw: { preset?: string; config?: string; backend?: string }) => {
+    // First line: which backend this machine runs (the quick check after installing).
+    await startBackend(raw.backend);
     for (const line of infoLines(parseInfoOptions(raw))) console.log(line);
   });
 }
