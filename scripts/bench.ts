@@ -147,9 +147,9 @@ export function makeBatch(): BenchBatch {
   };
 }
 
-/** One flow-matching training step as the trainer runs it: loss, gradients, AdamW, loss read back. */
-export function trainStep(model: SanaTransformer2DModel, params: Array<[string, Parameter]>, opt: AdamW, batch: BenchBatch): number {
-  const { value, grads } = valueAndGrads(
+/** Loss and gradients of the flow-matching objective on the bench batch (x_t, v-target, MSE). */
+export function flowLossAndGrads(model: SanaTransformer2DModel, params: Array<[string, Parameter]>, batch: BenchBatch): ReturnType<typeof valueAndGrads> {
+  return valueAndGrads(
     () =>
       tf.tidy(() => {
         const xt = tf.sub(1, batch.sigmas).mul(batch.latents).add(batch.sigmas.mul(batch.noise)) as tf.Tensor4D;
@@ -158,6 +158,11 @@ export function trainStep(model: SanaTransformer2DModel, params: Array<[string, 
       }),
     params,
   );
+}
+
+/** One flow-matching training step as the trainer runs it: loss, gradients, AdamW, loss read back. */
+export function trainStep(model: SanaTransformer2DModel, params: Array<[string, Parameter]>, opt: AdamW, batch: BenchBatch): number {
+  const { value, grads } = flowLossAndGrads(model, params, batch);
   opt.step(grads, 1e-4);
   const loss = value.dataSync()[0];
   tf.dispose([value, ...grads.values()]);

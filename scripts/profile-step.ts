@@ -11,10 +11,9 @@
  * --detail lists one kernel's calls by input and output shapes.
  */
 import { tf, initBackend, describeBackend } from '../src/backend';
-import { valueAndGrads } from '../src/nn';
 import { SanaTransformer2DModel, parseSanaTransformerConfig } from '../src/models/dit';
 import { AdamW } from '../src/training/optim';
-import { BENCH_TRANSFORMER, BenchBatch, makeBatch, trainStep } from './bench';
+import { BENCH_TRANSFORMER, BenchBatch, flowLossAndGrads, makeBatch, trainStep } from './bench';
 
 interface Options {
   backend: string;
@@ -52,15 +51,7 @@ function forwardOnly(model: SanaTransformer2DModel, batch: BenchBatch): void {
 }
 
 function gradOnly(model: SanaTransformer2DModel, params: ReturnType<SanaTransformer2DModel['namedParameters']>, batch: BenchBatch): void {
-  const { value, grads } = valueAndGrads(
-    () =>
-      tf.tidy(() => {
-        const xt = tf.sub(1, batch.sigmas).mul(batch.latents).add(batch.sigmas.mul(batch.noise)) as tf.Tensor4D;
-        const v = model.forward({ hiddenStates: xt, encoderHiddenStates: batch.text as tf.Tensor3D, encoderAttentionMask: batch.mask as tf.Tensor2D, timestep: batch.timesteps as tf.Tensor1D });
-        return tf.squaredDifference(v, batch.noise.sub(batch.latents)).mean() as tf.Scalar;
-      }),
-    params,
-  );
+  const { value, grads } = flowLossAndGrads(model, params, batch);
   value.dataSync();
   tf.dispose([value, ...grads.values()]);
 }

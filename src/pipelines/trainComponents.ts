@@ -9,19 +9,15 @@
  * weights bit for bit, so checkpoints need not carry it.
  */
 import * as crypto from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
 import type { TrainConfig } from '../config/train';
-import { loadTrainConfig } from '../config/train';
 import { Gemma2Model, parseGemma2Config } from '../models/text';
-import { AutoencoderDC } from '../models/dcae';
-import { loadAutoencoderDC } from '../io/pretrained/autoencoder';
-import { loadEmaWeights, loadSanaTransformer } from '../io/pretrained/transformer';
 import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer, seededGemma2Model } from '../io/pretrained/gemma';
 import { FlowDpmSolverConfig, parseFlowDpmSolverConfig } from '../schedulers/config';
 import { TextEmbeddingCache } from '../data/textEmbeddingCache';
 import { SanaPromptEncoder } from './promptEncoding';
 import { SanaPipelineComponents } from './textToImage';
+import { openRunCheckpoint } from '../io/pretrained/pipeline';
+import { pipelineComponents } from './components';
 
 /** How to obtain a run's frozen text encoder, and a string that names its weights (for caches). */
 export interface TextEncoderSource {
@@ -71,16 +67,6 @@ export function schedulerConfigFor(c: TrainConfig): FlowDpmSolverConfig {
   }, 'training config').config;
 }
 
-/** The run folder holding a checkpoint folder (`<run>/checkpoints/step-N`). */
-export function runDirOfCheckpoint(checkpointDir: string): string {
-  const abs = path.resolve(checkpointDir);
-  const run = path.dirname(path.dirname(abs));
-  if (path.basename(path.dirname(abs)) !== 'checkpoints' || !fs.existsSync(path.join(run, 'config.yaml'))) {
-    throw new Error(`${checkpointDir}: not a training checkpoint (expected <run>/checkpoints/step-N with <run>/config.yaml)`);
-  }
-  return run;
-}
-
 export interface CheckpointPipeline {
   config: TrainConfig;
   components: SanaPipelineComponents;
@@ -94,38 +80,19 @@ export interface OpenCheckpointOptions {
 }
 
 /**
- * Opens a flow-task training checkpoint as a text-to-image pipeline: `transformer/` (or its EMA
- * weights) from the checkpoint, the autoencoder, text encoder and scheduler from the run's config.
+ * Opens a flow-task training checkpoint (or a run folder's newest one) as a text-to-image pipeline,
+ * through the loader `sana sample` uses: `transformer/` (or its EMA weights) from the checkpoint, the
+ * autoencoder, text encoder and scheduler from the run's config.
  */
 export function openCheckpointPipeline(checkpointDir: string, opts: OpenCheckpointOptions = {}): CheckpointPipeline {
-  const runDir = runDirOfCheckpoint(checkpointDir);
-  const config = loadTrainConfig(path.join(runDir, 'config.yaml'));
-  if (config.task !== 'flow') throw new Error(`${checkpointDir}: a '${config.task}' run; only 'flow' checkpoints generate images`);
-  const transformer = loadSanaTransformer(path.join(checkpointDir, 'transformer'));
-  let vae: AutoencoderDC | null = null;
-  try {
-    const emaFile = path.join(checkpointDir, 'ema.safetensors');
-    if ((opts.ema ?? true) && fs.existsSync(emaFile)) loadEmaWeights(transformer, emaFile);
-    vae = config.vae.pretrained ? loadAutoencoderDC(config.vae.pretrained) : null;
-  } catch (e) {
-    transformer.dispose();
-    throw e;
-  }
-  const promptEncoder = promptEncoderFor(config, null);
-  const components: SanaPipelineComponents = {
-    transformer,
-    vae,
-    promptEncoder,
-    scheduler: schedulerConfigFor(config),
-    vaeScalingFactor: config.vae.scaling_factor ?? undefined,
-  };
+  const { pipeline, config } = openRunCheckpoint(checkpointDir, { ema: opts.ema ?? true });
+  const components = pipelineComponents(pipeline);
   return {
     config,
     components,
     dispose: () => {
-      transformer.dispose();
-      vae?.dispose();
-      if (promptEncoder.isLoaded) promptEncoder.release();
+      pipeline.dispose();
+      if (components.promptEncoder.isLoaded) components.promptEncoder.release();
     },
   };
 }

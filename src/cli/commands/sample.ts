@@ -10,7 +10,7 @@ import { describeBackend, initBackend, tf } from '../../backend';
 import { collect, withBackendOption, parsePositiveInt } from '../common';
 import { writeFileAtomic } from '../../io/atomic';
 import { LoadedSanaPipeline, loadRunCheckpoint, loadSanaPipeline } from '../../io/pretrained/pipeline';
-import { SanaPromptEncoder } from '../../pipelines/promptEncoding';
+import { pipelineComponents } from '../../pipelines/components';
 import { DEFAULT_GUIDANCE_SCALE } from '../../pipelines/guidance';
 import { GeneratedImage, SamplerName, TextToImageEvent, TextToImageSettings, generateImages } from '../../pipelines/textToImage';
 import { writePng } from '../../pipelines/imageOutput';
@@ -154,12 +154,8 @@ export async function sampleCommand(opts: SampleCommandOptions, print: (line: st
   try {
     const loras = applyLoraFiles(pipe.transformer, opts.loras);
     try {
-      const promptEncoder = new SanaPromptEncoder({
-        tokenizer: pipe.tokenizer,
-        textEncoder: pipe.loadTextEncoder,
-        complexHumanInstruction: pipe.prompt.complexHumanInstruction ? undefined : null,
-        maxSequenceLength: pipe.prompt.maxSequenceLength,
-      });
+      const components = pipelineComponents(pipe);
+      const { promptEncoder } = components;
       const total = prompts.length * opts.numImages;
       print(`${pipe.source.kind} ${pipe.source.path}: ${prompts.length} prompt(s), ${total} image(s)`);
 
@@ -167,7 +163,7 @@ export async function sampleCommand(opts: SampleCommandOptions, print: (line: st
       let result: Awaited<ReturnType<typeof generateImages>>;
       try {
         result = await generateImages(
-          { transformer: pipe.transformer, vae: pipe.vae, promptEncoder, scheduler: pipe.scheduler, ...(pipe.vaeScalingFactor !== null ? { vaeScalingFactor: pipe.vaeScalingFactor } : {}) },
+          components,
           {
             prompts,
             negativePrompt: opts.negativePrompt,

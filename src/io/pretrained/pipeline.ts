@@ -224,7 +224,19 @@ function tokenizerFolder(p: string | null): string | undefined {
  * checkpoint; the text encoder, tokenizer, autoencoder, latent scale, flow shift and prompt settings
  * from the run's `config.yaml`, so images match the run's own validation samples.
  */
-export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransformer2DModel; ema?: boolean } = {}): LoadedSanaPipeline {
+export function loadRunCheckpoint(dir: string, opts: RunCheckpointOptions = {}): LoadedSanaPipeline {
+  return openRunCheckpoint(dir, opts).pipeline;
+}
+
+export interface RunCheckpointOptions {
+  /** Use this transformer instead of the checkpoint's (which then need not exist; no EMA weights are loaded). */
+  transformer?: SanaTransformer2DModel;
+  /** Load the EMA weights when the checkpoint has them. Default true. */
+  ema?: boolean;
+}
+
+/** `loadRunCheckpoint`, plus the run's resolved config (for callers that also need its training settings). */
+export function openRunCheckpoint(dir: string, opts: RunCheckpointOptions = {}): { pipeline: LoadedSanaPipeline; config: TrainConfig } {
   const { checkpoint, step, configFile } = resolveRunCheckpoint(dir);
   const c: TrainConfig = loadTrainConfig(configFile);
   if (c.task !== 'flow') throw new Error(`${configFile}: task is "${c.task}"; sampling needs a run that trained a transformer (task: flow)`);
@@ -261,7 +273,7 @@ export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransfo
     if (!opts.transformer) transformer.dispose();
     throw e;
   }
-  return {
+  const pipeline: LoadedSanaPipeline = {
     dir: checkpoint,
     index: { className: 'SanaPipeline', components: {} },
     transformer,
@@ -278,4 +290,5 @@ export function loadRunCheckpoint(dir: string, opts: { transformer?: SanaTransfo
       vae?.dispose();
     },
   };
+  return { pipeline, config: c };
 }
