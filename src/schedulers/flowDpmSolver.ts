@@ -11,7 +11,7 @@
  */
 import { tf, Tensor } from '../backend';
 import { FlowDpmSolverConfig } from './config';
-import { FlowSchedule, SampleOptions, VelocityFn, assertSchedule, callModel } from './types';
+import { FlowSchedule, SampleOptions, VelocityFn, runFlowSteps } from './types';
 
 export interface DpmSolverOptions {
   /** 1, 2 (SANA's default) or 3. */
@@ -108,40 +108,21 @@ export function dpmSolverUpdate(x: Tensor, x0s: Tensor[], sigmas: number[], i: n
  * A model whose velocity always implies the same x0 is solved exactly (the result is that x0).
  */
 export function sampleFlowDpmSolver(model: VelocityFn, x: Tensor, schedule: FlowSchedule, opts: SampleOptions & { solver?: DpmSolverOptions } = {}): Tensor {
-  assertSchedule(schedule, 'flow DPM-Solver');
   const solver = opts.solver ?? SANA_DPM_SOLVER;
   const { sigmas, timesteps } = schedule;
   const total = timesteps.length;
   const history: Tensor[] = []; // data predictions, most recent last
   let warm = 0;
-  let cur = x;
   try {
-    for (let i = 0; i < total; i++) {
-      const v = callModel(model, cur, { index: i, total, sigma: sigmas[i], timestep: timesteps[i] });
-      let next: Tensor;
-      try {
-        history.push(flowToX0(cur, v, sigmas[i]));
-        if (history.length > solver.solverOrder) history.shift()?.dispose();
-        const order = dpmSolverOrderAt(i, total, warm, sigmas[i + 1] === 0, solver);
-        next = dpmSolverUpdate(cur, history, sigmas, i, order, solver.solverType);
-      } catch (e) {
-        v.dispose();
-        throw e;
-      }
+    return runFlowSteps('flow DPM-Solver', model, x, schedule, opts, (cur, v, i) => {
+      history.push(flowToX0(cur, v, sigmas[i]));
+      if (history.length > solver.solverOrder) history.shift()?.dispose();
+      const order = dpmSolverOrderAt(i, total, warm, sigmas[i + 1] === 0, solver);
+      const next = dpmSolverUpdate(cur, history, sigmas, i, order, solver.solverType);
       if (warm < solver.solverOrder) warm++;
-      try {
-        opts.onStep?.({ index: i, total, sigma: sigmas[i], sigmaNext: sigmas[i + 1], timestep: timesteps[i], modelOutput: v, x: next });
-      } finally {
-        v.dispose();
-        if (cur !== x) cur.dispose();
-        cur = next;
-      }
-    }
-  } catch (e) {
-    if (cur !== x) cur.dispose();
-    throw e;
+      return next;
+    });
   } finally {
     for (const t of history) t.dispose();
   }
-  return cur === x ? x.clone() : cur;
 }

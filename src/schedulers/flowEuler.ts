@@ -6,7 +6,7 @@
  * step size computed in float32 as the reference does.
  */
 import { tf, Tensor } from '../backend';
-import { FlowSchedule, SampleOptions, VelocityFn, assertSchedule, callModel } from './types';
+import { FlowSchedule, SampleOptions, VelocityFn, runFlowSteps } from './types';
 
 /** One Euler step. x, v: same shape (any layout); returns x + (sigmaNext - sigma) * v. */
 export function flowEulerStep(x: Tensor, v: Tensor, sigma: number, sigmaNext: number): Tensor {
@@ -21,31 +21,6 @@ export function flowEulerStep(x: Tensor, v: Tensor, sigma: number, sigmaNext: nu
  * returns the sample at the last sigma. A constant velocity field is integrated exactly.
  */
 export function sampleFlowEuler(model: VelocityFn, x: Tensor, schedule: FlowSchedule, opts: SampleOptions = {}): Tensor {
-  assertSchedule(schedule, 'flow Euler');
-  const { sigmas, timesteps } = schedule;
-  const total = timesteps.length;
-  let cur = x;
-  try {
-    for (let i = 0; i < total; i++) {
-      const v = callModel(model, cur, { index: i, total, sigma: sigmas[i], timestep: timesteps[i] });
-      let next: Tensor;
-      try {
-        next = flowEulerStep(cur, v, sigmas[i], sigmas[i + 1]);
-      } catch (e) {
-        v.dispose();
-        throw e;
-      }
-      try {
-        opts.onStep?.({ index: i, total, sigma: sigmas[i], sigmaNext: sigmas[i + 1], timestep: timesteps[i], modelOutput: v, x: next });
-      } finally {
-        v.dispose();
-        if (cur !== x) cur.dispose();
-        cur = next;
-      }
-    }
-  } catch (e) {
-    if (cur !== x) cur.dispose();
-    throw e;
-  }
-  return cur === x ? x.clone() : cur;
+  const { sigmas } = schedule;
+  return runFlowSteps('flow Euler', model, x, schedule, opts, (cur, v, i) => flowEulerStep(cur, v, sigmas[i], sigmas[i + 1]));
 }

@@ -82,3 +82,41 @@ export function callModel(model: VelocityFn, x: Tensor, step: StepInfo): Tensor 
   }
   return v;
 }
+
+/**
+ * The loop every flow sampler runs: at each step, call the model, let `update` turn (x, v) into the
+ * next x, report the step, and keep tensor lifetimes straight: the caller's `x` is never disposed,
+ * each intermediate x and model output is disposed once the next x exists, and nothing leaks when the
+ * model, `update` or `onStep` throws.
+ * @param update (x at step i, model output at step i, i) -> a new tensor, the x of step i + 1
+ * @returns the sample at the last sigma (a new tensor)
+ */
+export function runFlowSteps(who: string, model: VelocityFn, x: Tensor, schedule: FlowSchedule, opts: SampleOptions, update: (cur: Tensor, v: Tensor, i: number) => Tensor): Tensor {
+  assertSchedule(schedule, who);
+  const { sigmas, timesteps } = schedule;
+  const total = timesteps.length;
+  let cur = x;
+  try {
+    for (let i = 0; i < total; i++) {
+      const v = callModel(model, cur, { index: i, total, sigma: sigmas[i], timestep: timesteps[i] });
+      let next: Tensor;
+      try {
+        next = update(cur, v, i);
+      } catch (e) {
+        v.dispose();
+        throw e;
+      }
+      try {
+        opts.onStep?.({ index: i, total, sigma: sigmas[i], sigmaNext: sigmas[i + 1], timestep: timesteps[i], modelOutput: v, x: next });
+      } finally {
+        v.dispose();
+        if (cur !== x) cur.dispose();
+        cur = next;
+      }
+    }
+  } catch (e) {
+    if (cur !== x) cur.dispose();
+    throw e;
+  }
+  return cur === x ? x.clone() : cur;
+}
