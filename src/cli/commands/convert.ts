@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { ConvertDType, ConvertSanaResult, convertSanaCheckpoint } from '../../io/convertSana';
+import { consoleLines, crossesTenth } from '../console';
 
 export interface ConvertCommandOptions {
   checkpoint: string;
@@ -60,8 +61,7 @@ export function parseConvertOptions(checkpoint: string, raw: ConvertRawOptions):
 /** Runs the conversion with a progress line. */
 export async function convertCommand(opts: ConvertCommandOptions): Promise<ConvertSanaResult> {
   if (!fs.existsSync(opts.checkpoint)) throw new Error(`${opts.checkpoint}: no such checkpoint file`);
-  const tty = process.stdout.isTTY === true;
-  let lastDecile = -1;
+  const out = consoleLines();
   const result = convertSanaCheckpoint(opts.checkpoint, opts.out, {
     key: opts.key,
     imageSize: opts.imageSize,
@@ -70,11 +70,8 @@ export async function convertCommand(opts: ConvertCommandOptions): Promise<Conve
     maxShardBytes: opts.maxShardBytes,
     onProgress: (done, total, key) => {
       const text = `converting ${String(done).padStart(String(total).length)}/${total}  ${key}`;
-      if (tty) process.stdout.write(`\r${text}\x1b[K${done === total ? '\n' : ''}`);
-      else if (Math.floor((10 * done) / total) > lastDecile) {
-        lastDecile = Math.floor((10 * done) / total);
-        console.log(text);
-      }
+      if (out.tty && done < total) out.progress(text);
+      else if (out.tty || crossesTenth(done, total)) out.line(text);
     },
   });
   const c = result.config;

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { startBackend, withBackendOption } from '../common';
+import { consoleLines, crossesTenth } from '../console';
 import { EvalEvent, EvalReport, ReferenceSpec, evaluate, formatReportMarkdown, writeEvalReport } from '../../eval/evaluate';
 import { ClassifierFit, FEATURE_KINDS, FeatureKind, createFeatureExtractor } from '../../eval/featureExtractor';
 import { CLIP_SCORE_VARIANTS, ClipScoreVariant, ClipScorer } from '../../eval/clipScore';
@@ -94,32 +95,26 @@ export function formatEvalProgress(e: Extract<EvalEvent, { type: 'progress' }>):
 }
 
 function consolePrinter(): (e: EvalEvent) => void {
-  const tty = process.stdout.isTTY === true;
-  let pending = false;
-  const line = (text: string) => {
-    if (pending) process.stdout.write('\n');
-    pending = false;
-    console.log(text);
-  };
+  const out = consoleLines();
   return (e) => {
     switch (e.type) {
       case 'set':
-        line(`${e.set}: ${e.images} images in ${e.root}${e.layout === 'manifest' ? ' (manifest)' : ''}`);
+        out.line(`${e.set}: ${e.images} images in ${e.root}${e.layout === 'manifest' ? ' (manifest)' : ''}`);
         break;
       case 'cache':
-        line(e.hit ? `${e.set}: feature statistics from the cache (${e.file})` : `${e.set}: feature statistics cached in ${e.file}`);
+        out.line(e.hit ? `${e.set}: feature statistics from the cache (${e.file})` : `${e.set}: feature statistics cached in ${e.file}`);
         break;
       case 'progress':
-        if (tty) {
-          process.stdout.write(`\r${formatEvalProgress(e)}\x1b[K`);
-          pending = e.done < e.total;
-          if (!pending) process.stdout.write('\n');
-        } else if (e.done === e.total || Math.floor((10 * e.done) / e.total) > Math.floor((10 * (e.done - 1)) / e.total)) {
-          line(formatEvalProgress(e));
+        // On a terminal the line is rewritten and kept when done; in a log, one line per tenth.
+        if (out.tty) {
+          if (e.done < e.total) out.progress(formatEvalProgress(e));
+          else out.line(formatEvalProgress(e));
+        } else if (crossesTenth(e.done, e.total)) {
+          out.line(formatEvalProgress(e));
         }
         break;
       case 'message':
-        line(`${e.level === 'warn' ? 'warning: ' : ''}${e.text}`);
+        out.line(`${e.level === 'warn' ? 'warning: ' : ''}${e.text}`);
         break;
     }
   };

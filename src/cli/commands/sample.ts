@@ -8,6 +8,7 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { describeBackend, initBackend, tf } from '../../backend';
 import { collect, withBackendOption, parsePositiveInt } from '../common';
+import { consoleLines } from '../console';
 import { writeFileAtomic } from '../../io/atomic';
 import { LoadedSanaPipeline, loadRunCheckpoint, loadSanaPipeline } from '../../io/pretrained/pipeline';
 import { pipelineComponents } from '../../pipelines/components';
@@ -209,20 +210,8 @@ export async function sampleCommand(opts: SampleCommandOptions, print: (line: st
 
 /** Prints lines; on a terminal, `inPlace` lines are rewritten until a final one replaces them. */
 function consoleLine(): (line: string, inPlace?: boolean) => void {
-  const tty = process.stdout.isTTY === true;
-  let pending = false;
-  return (line, inPlace = false) => {
-    if (inPlace) {
-      if (tty) {
-        process.stdout.write(`\r${line}\x1b[K`);
-        pending = true;
-      }
-      return;
-    }
-    if (tty && pending) process.stdout.write('\r\x1b[K');
-    pending = false;
-    console.log(line);
-  };
+  const out = consoleLines({ clearProgress: true });
+  return (line, inPlace = false) => (inPlace ? out.progress(line) : out.line(line));
 }
 
 /** Registers `sana sample`; `action` is replaceable so tests can check the parsed options. */

@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import * as YAML from 'yaml';
 import { collect, startBackend, withBackendOption, parsePositiveInt } from '../common';
+import { consoleLines } from '../console';
 import { loadTrainConfig, TrainConfig } from '../../config/train';
 import { runTraining, TrainRunResult } from '../../pipelines/train';
 import type { TrainEvent } from '../../training/events';
@@ -44,42 +45,33 @@ export interface PrinterOptions {
 
 /** Prints events: a progress line rewritten in place on a terminal, one line per log step otherwise. */
 export function consolePrinter(opts: PrinterOptions = {}): (e: TrainEvent) => void {
-  const tty = process.stdout.isTTY === true;
-  let pending = false;
+  const out = consoleLines();
   let last: Extract<TrainEvent, { type: 'step' }> | null = null;
-  const line = (text: string) => {
-    if (pending) process.stdout.write('\n');
-    pending = false;
-    console.log(text);
-  };
   return (e) => {
     switch (e.type) {
       case 'start':
-        line(`run ${e.runDir}: ${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting'}, ${e.totalSteps} steps, ${(e.numTrainable / 1e6).toFixed(2)}M ${opts.trainableLabel ?? 'trainable parameters'}`);
+        out.line(`run ${e.runDir}: ${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting'}, ${e.totalSteps} steps, ${(e.numTrainable / 1e6).toFixed(2)}M ${opts.trainableLabel ?? 'trainable parameters'}`);
         break;
       case 'step':
         last = e;
-        if (tty) {
-          process.stdout.write(`\r${formatProgress(e)}\x1b[K`);
-          pending = true;
-        }
+        out.progress(formatProgress(e));
         break;
       case 'log':
         // Without a terminal, one progress line per log step (loss and it/s averaged over the window).
-        if (!tty && last) line(formatProgress({ ...last, loss: e.record.loss, gradNorm: e.record.grad_norm, stepsPerSec: e.record.steps_per_s }));
+        if (!out.tty && last) out.line(formatProgress({ ...last, loss: e.record.loss, gradNorm: e.record.grad_norm, stepsPerSec: e.record.steps_per_s }));
         break;
       case 'checkpoint':
-        line(`checkpoint ${e.dir}`);
+        out.line(`checkpoint ${e.dir}`);
         break;
       case 'validation':
-        line(`samples ${e.file}`);
+        out.line(`samples ${e.file}`);
         break;
       case 'message':
-        line(`${e.level === 'warn' ? 'warning: ' : ''}${e.text}`);
+        out.line(`${e.level === 'warn' ? 'warning: ' : ''}${e.text}`);
         break;
       case 'done':
         if (opts.done === false) break;
-        line(`done at step ${e.step}: ${e.checkpoint ?? 'no checkpoint written'}`);
+        out.line(`done at step ${e.step}: ${e.checkpoint ?? 'no checkpoint written'}`);
         break;
     }
   };
