@@ -68,9 +68,14 @@ export interface TrainRunResult {
   checkpoint: string | null;
 }
 
-/** Settings that change the trajectory; a resumed run with a different digest is reported. */
+/**
+ * Settings that change the trajectory; a resumed run with a different digest is reported. The total
+ * step count counts only when the LR schedule follows it (cosine): extending a constant-LR run with
+ * --resume continues exactly the trajectory a longer run would have taken.
+ */
 export function trajectoryDigest(c: TrainConfig): string {
-  const relevant = { task: c.task, seed: c.seed, model: c.model, vae: c.vae, text_encoder: c.text_encoder, data: c.data, optimizer: c.optimizer, lr_schedule: c.lr_schedule, train: { ...c.train, log_every: undefined }, flow: c.flow, ...(c.lora ? { lora: c.lora } : {}) };
+  const train = { ...c.train, log_every: undefined, steps: c.lr_schedule.type === 'cosine' ? c.train.steps : undefined };
+  const relevant = { task: c.task, seed: c.seed, model: c.model, vae: c.vae, text_encoder: c.text_encoder, data: c.data, optimizer: c.optimizer, lr_schedule: c.lr_schedule, train, flow: c.flow, ...(c.lora ? { lora: c.lora } : {}) };
   return crypto.createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
 }
 

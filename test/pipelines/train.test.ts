@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import * as YAML from 'yaml';
 import { useTestBackend, goldenCase } from '../helpers';
 import { loadTrainConfig } from '../../src/config/train';
-import { runTraining } from '../../src/pipelines/train';
+import { runTraining, trajectoryDigest } from '../../src/pipelines/train';
 import { RunFolder } from '../../src/training/runFolder';
 import { TrainEvent } from '../../src/training/events';
 import { readJsonFile } from '../../src/io/json';
@@ -89,4 +89,16 @@ test('a flow run without a text encoder, and an unwritable output_dir, are clear
   fs.writeFileSync(blocker, '');
   const cfg2 = loadTrainConfig(writeConfig('d', data, path.join(blocker, 'run')));
   await expect(runTraining({ config: cfg2, configText: '' })).rejects.toThrow(/run folder .* is not writable/);
+});
+
+test('the resume digest ignores the step count unless the LR schedule follows it', () => {
+  const data = path.join(root, 'digest-data');
+  const digest = (schedule: string, steps: number, logEvery = 1) =>
+    trajectoryDigest(loadTrainConfig(writeConfig('digest', data, path.join(root, 'digest')), [`lr_schedule.type=${schedule}`, `train.steps=${steps}`, `train.log_every=${logEvery}`]));
+  // Constant LR: a longer run follows the same trajectory, so extending with --resume is not a change.
+  expect(digest('constant', 4)).toBe(digest('constant', 40));
+  expect(digest('constant', 4)).toBe(digest('constant', 4, 5));
+  // Cosine decays to train.steps: a different total is a different trajectory.
+  expect(digest('cosine', 4)).not.toBe(digest('cosine', 40));
+  expect(digest('cosine', 4)).not.toBe(digest('constant', 4));
 });
