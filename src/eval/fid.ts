@@ -11,12 +11,14 @@
  * tr(sqrtm(S1 S2)) is the sum of the square roots of the eigenvalues of S1 S2, read off a symmetric
  * matrix with the same eigenvalues: L^T S2 L with S1 = L L^T (Cholesky) when S1 is positive definite,
  * else sqrt(S1) S2 sqrt(S1), so rank-deficient covariances (fewer samples than dimensions) need no
- * special case. Symmetric eigendecompositions and the factorisation come from ml-matrix. The result
+ * special case. The final eigenvalues come from `symmetricEigenvalues` (no eigenvectors needed); the
+ * factorisation and sqrt(S1)'s decomposition from ml-matrix. The result
  * equals scipy's sqrtm-based one up to rounding. Like pytorch-fid, a non-finite result is retried with `eps` added to both diagonals.
  *
  * Also here: reading and writing reference statistics in pytorch-fid's `.npz` format (`mu`, `sigma`).
  */
 import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { symmetricEigenvalues } from './symmetricEigenvalues';
 import { NpyArray, readNpz, writeNpz } from '../io/npz';
 
 /** Mean and covariance of a feature set. */
@@ -100,8 +102,11 @@ function toMatrix(a: Float64Array, d: number): Matrix {
   return m;
 }
 
-/** C = A B for row-major d x d float64 matrices (i-k-j loop order: contiguous inner loop). */
-function matmul(a: Float64Array, b: Float64Array, d: number): Float64Array {
+/**
+ * C = A B for row-major d x d float64 matrices (i-k-j loop order: contiguous inner loop). With
+ * `bLower`, B is lower triangular and only its nonzero part is read (half the work).
+ */
+function matmul(a: Float64Array, b: Float64Array, d: number, bLower = false): Float64Array {
   const c = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
     const ci = i * d;
@@ -109,7 +114,8 @@ function matmul(a: Float64Array, b: Float64Array, d: number): Float64Array {
       const aik = a[ci + k];
       if (aik === 0) continue;
       const bk = k * d;
-      for (let j = 0; j < d; j++) c[ci + j] += aik * b[bk + j];
+      const end = bLower ? k + 1 : d;
+      for (let j = 0; j < end; j++) c[ci + j] += aik * b[bk + j];
     }
   }
   return c;
@@ -187,16 +193,15 @@ export function traceSqrtProduct(sigma1: Float64Array, sigma2: Float64Array, d: 
   let m: Float64Array | null = null;
   if (method !== 'eigen') {
     const l = cholesky(sigma1, d);
-    if (l) m = matmul(matmulTransposeA(l, sigma2, d), l, d); // L^T S2 L
+    if (l) m = matmul(matmulTransposeA(l, sigma2, d), l, d, true); // L^T S2 L
     else if (method === 'cholesky') throw new Error('traceSqrtProduct: sigma1 is not positive definite');
   }
   if (!m) {
     const r = psdSqrt(sigma1, d);
     m = matmul(matmul(r, sigma2, d), r, d); // [d, d] symmetric up to rounding
   }
-  const { values } = symmetricEigen(m, d);
   let t = 0;
-  for (const l of values) t += Math.sqrt(Math.max(l, 0));
+  for (const l of symmetricEigenvalues(m, d)) t += Math.sqrt(Math.max(l, 0));
   return t;
 }
 
