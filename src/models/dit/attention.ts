@@ -124,9 +124,10 @@ export function softmaxAttention(q: Tensor, k: Tensor, v: Tensor, heads: number,
   return tf.tidy(() => {
     const d = q.shape[2]! / heads;
     const qh = splitHeads(q, heads); // [B, H, N, d]
-    const kh = splitHeads(k, heads); // [B, H, L, d]
+    // The 1/sqrt(d) scale goes on the keys: L caption tokens against N image tokens, a smaller tensor.
+    const kh = splitHeads(k.mul(1 / Math.sqrt(d)), heads); // [B, H, L, d]
     const vh = splitHeads(v, heads); // [B, H, L, d]
-    let logits = tf.matMul(qh, kh, false, true).mul(1 / Math.sqrt(d)); // [B, H, N, L]
+    let logits = tf.matMul(qh, kh, false, true); // [B, H, N, L]
     if (bias) logits = logits.add(bias);
     return mergeHeads(tf.matMul(tf.softmax(logits), vh) as Tensor4D);
   });
