@@ -18,49 +18,26 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { tf, initBackend, describeBackend, Tensor } from '../src/backend';
 import { Parameter, rngFor, valueAndGrads } from '../src/nn';
-import { SanaTransformer2DModel, parseSanaTransformerConfig } from '../src/models/dit';
-import { AutoencoderDC } from '../src/models/dcae';
+import { SanaTransformer2DModel } from '../src/models/dit';
+import { sanaTransformerPreset } from '../src/models/dit/presets';
+import { AutoencoderDC, autoencoderDCPreset } from '../src/models/dcae';
 import { AdamW } from '../src/training/optim';
 import { flowDpmSolverSchedule, parseFlowDpmSolverConfig, sampleFlowDpmSolver } from '../src/schedulers';
 
-/** The bench model: hidden 256, 5.33M parameters. */
-export const BENCH_TRANSFORMER = {
-  in_channels: 32,
-  out_channels: 32,
-  num_attention_heads: 8,
-  attention_head_dim: 32,
-  num_layers: 4,
-  num_cross_attention_heads: 8,
-  cross_attention_head_dim: 32,
-  cross_attention_dim: 256,
-  caption_channels: 2304,
-  mlp_ratio: 2.5,
-  sample_size: 16,
-  patch_size: 1,
-};
+/** The bench model: the `bench` preset (hidden 256, 8 heads x 32, 4 layers; 5.33M parameters). */
+export const BENCH_TRANSFORMER = sanaTransformerPreset('bench');
 
-/** A small DC-AE (f32, 32 latent channels) for the decode part of sampling: 16x16 latents -> 512x512. */
-export const BENCH_AUTOENCODER = {
-  in_channels: 3,
-  latent_channels: 32,
+/**
+ * A small DC-AE for the decode part of sampling: SANA's f32c32 architecture (16x16 latents -> 512x512)
+ * with narrow stages and one layer each.
+ */
+export const BENCH_AUTOENCODER = autoencoderDCPreset('f32c32-sana-1.0', {
   attention_head_dim: 8,
-  encoder_block_types: ['ResBlock', 'ResBlock', 'ResBlock', 'EfficientViTBlock', 'EfficientViTBlock', 'EfficientViTBlock'],
-  decoder_block_types: ['ResBlock', 'ResBlock', 'ResBlock', 'EfficientViTBlock', 'EfficientViTBlock', 'EfficientViTBlock'],
   encoder_block_out_channels: [8, 16, 32, 32, 64, 64],
   decoder_block_out_channels: [8, 16, 32, 32, 64, 64],
   encoder_layers_per_block: [1, 1, 1, 1, 1, 1],
   decoder_layers_per_block: [1, 1, 1, 1, 1, 1],
-  encoder_qkv_multiscales: [[], [], [], [5], [5], [5]],
-  decoder_qkv_multiscales: [[], [], [], [5], [5], [5]],
-  upsample_block_type: 'interpolate',
-  downsample_block_type: 'conv',
-  decoder_norm_types: 'rms_norm',
-  decoder_act_fns: 'silu',
-  encoder_out_shortcut: true,
-  decoder_in_shortcut: true,
-  decoder_conv_act_fn: 'relu',
-  scaling_factor: 0.41407,
-};
+});
 
 const BATCH = 4;
 const LATENT = 16;
@@ -201,7 +178,7 @@ async function runChild(backend: string, o: Options): Promise<Record<string, unk
   const out: Record<string, unknown> = { backend, available: true, detail: describeBackend(info) };
   out.matmul_1024_gflops = round(matmulGflops(), 1);
   if (!o.matmulOnly) {
-    const model = new SanaTransformer2DModel(parseSanaTransformerConfig(BENCH_TRANSFORMER, 'bench config')).initialize(SEED);
+    const model = new SanaTransformer2DModel(BENCH_TRANSFORMER).initialize(SEED);
     const params = model.namedParameters().filter(([, p]) => p.trainable);
     const opt = new AdamW(params, { weightDecay: 0.01 });
     const batch = makeBatch();

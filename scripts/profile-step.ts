@@ -11,7 +11,7 @@
  * --detail lists one kernel's calls by input and output shapes.
  */
 import { tf, initBackend, describeBackend } from '../src/backend';
-import { SanaTransformer2DModel, parseSanaTransformerConfig } from '../src/models/dit';
+import { SanaTransformer2DModel } from '../src/models/dit';
 import { AdamW } from '../src/training/optim';
 import { BENCH_TRANSFORMER, BenchBatch, flowLossAndGrads, makeBatch, trainStep } from './bench';
 
@@ -66,7 +66,7 @@ interface KernelRecord {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const info = await initBackend(o.backend);
-  const model = new SanaTransformer2DModel(parseSanaTransformerConfig(BENCH_TRANSFORMER, 'bench config')).initialize(0);
+  const model = new SanaTransformer2DModel(BENCH_TRANSFORMER).initialize(0);
   const params = model.namedParameters().filter(([, p]) => p.trainable);
   const opt = new AdamW(params, { weightDecay: 0.01 });
   const batch = makeBatch();
