@@ -30,43 +30,37 @@ export function tfShapeOf(layout: Layout, torchShape: readonly number[]): number
   }
 }
 
+/** The axis permutation taking a PyTorch-layout tensor to TF layout (`transpose(perm)`); null = same layout. */
+const TORCH_TO_TF_PERM: Record<Layout, readonly number[] | null> = {
+  identity: null,
+  linear: [1, 0],
+  conv2d: [2, 3, 1, 0],
+  depthwise: [2, 3, 0, 1],
+};
+
+/** The permutation undoing `perm`. */
+function inversePerm(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+}
+
 /** PyTorch tensor -> TF layout. `t` has the PyTorch shape. */
 export function torchToTf(layout: Layout, t: Tensor): Tensor {
-  return tf.tidy(() => {
-    switch (layout) {
-      case 'identity':
-        return t.clone();
-      case 'linear':
-        return t.transpose([1, 0]);
-      case 'conv2d':
-        return t.transpose([2, 3, 1, 0]);
-      case 'depthwise':
-        return t.transpose([2, 3, 0, 1]);
-    }
-  });
+  const perm = TORCH_TO_TF_PERM[layout];
+  return tf.tidy(() => (perm ? t.transpose([...perm]) : t.clone()));
 }
 
 /** TF layout -> PyTorch layout (inverse of `torchToTf`). */
 export function tfToTorch(layout: Layout, t: Tensor): Tensor {
-  return tf.tidy(() => {
-    switch (layout) {
-      case 'identity':
-        return t.clone();
-      case 'linear':
-        return t.transpose([1, 0]);
-      case 'conv2d':
-        return t.transpose([3, 2, 0, 1]);
-      case 'depthwise':
-        return t.transpose([2, 3, 0, 1]);
-    }
-  });
+  const perm = TORCH_TO_TF_PERM[layout];
+  return tf.tidy(() => (perm ? t.transpose(inversePerm(perm)) : t.clone()));
 }
 
 /** Host-side version of `torchToTf` for Float32 data (used by streaming loaders to avoid a device copy). */
 export function torchToTfHost(layout: Layout, torchShape: readonly number[], data: Float32Array): Float32Array {
-  if (layout === 'identity') return data;
-  const perm = layout === 'linear' ? [1, 0] : layout === 'conv2d' ? [2, 3, 1, 0] : [2, 3, 0, 1];
-  return permuteHost(data, torchShape, perm);
+  const perm = TORCH_TO_TF_PERM[layout];
+  return perm ? permuteHost(data, torchShape, perm) : data;
 }
 
 /** Permutes a row-major host array like `transpose(perm)`. */
