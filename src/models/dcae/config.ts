@@ -203,26 +203,17 @@ function checkChannelArithmetic(c: AutoencoderDCConfig, source: string): void {
   if (c.decoder_layers_per_block[0] === 0 && n < 2) err('decoder_layers_per_block', 'a first stage without layers needs a second stage');
 }
 
-/** `mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers`: the autoencoder of every SANA 1.0/1.5 checkpoint. */
+/**
+ * `mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers`: the autoencoder of every SANA 1.0/1.5 checkpoint. It
+ * differs from diffusers' defaults in its block types (EfficientViT in the last three stages), its
+ * resampling (strided conv down, interpolation up) and its latent scale.
+ */
 export const DC_AE_F32C32_SANA_1_0: Readonly<Record<string, unknown>> = Object.freeze({
-  in_channels: 3,
-  latent_channels: 32,
-  attention_head_dim: 32,
+  ...DEFAULTS,
   encoder_block_types: ['ResBlock', 'ResBlock', 'ResBlock', 'EfficientViTBlock', 'EfficientViTBlock', 'EfficientViTBlock'],
   decoder_block_types: ['ResBlock', 'ResBlock', 'ResBlock', 'EfficientViTBlock', 'EfficientViTBlock', 'EfficientViTBlock'],
-  encoder_block_out_channels: [128, 256, 512, 512, 1024, 1024],
-  decoder_block_out_channels: [128, 256, 512, 512, 1024, 1024],
-  encoder_layers_per_block: [2, 2, 2, 3, 3, 3],
-  decoder_layers_per_block: [3, 3, 3, 3, 3, 3],
-  encoder_qkv_multiscales: [[], [], [], [5], [5], [5]],
-  decoder_qkv_multiscales: [[], [], [], [5], [5], [5]],
   upsample_block_type: 'interpolate',
   downsample_block_type: 'conv',
-  decoder_norm_types: 'rms_norm',
-  decoder_act_fns: 'silu',
-  encoder_out_shortcut: true,
-  decoder_in_shortcut: true,
-  decoder_conv_act_fn: 'relu',
   scaling_factor: 0.41407,
 });
 
