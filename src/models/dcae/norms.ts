@@ -12,8 +12,8 @@ export interface Block2d extends Module {
   forward(x: Tensor4D): Tensor4D;
 }
 
-/** diffusers' `RMSNorm(dim, eps, elementwise_affine=True, bias=True)` over channels: x / rms(x) * weight + bias. */
-export class RMSNorm2d extends Module implements Block2d {
+/** A per-channel norm with a learned scale `weight` (ones) and shift `bias` (zeros), eps 1e-5 by default. */
+abstract class AffineNorm2d extends Module implements Block2d {
   readonly weight: Parameter;
   readonly bias: Parameter;
 
@@ -23,6 +23,11 @@ export class RMSNorm2d extends Module implements Block2d {
     this.bias = this.param('bias', [channels], zeros);
   }
 
+  abstract forward(x: Tensor4D): Tensor4D;
+}
+
+/** diffusers' `RMSNorm(dim, eps, elementwise_affine=True, bias=True)` over channels: x / rms(x) * weight + bias. */
+export class RMSNorm2d extends AffineNorm2d {
   forward(x: Tensor4D): Tensor4D {
     return tf.tidy(() => rmsNorm(x, this.eps).mul(this.weight.value).add(this.bias.value) as Tensor4D);
   }
@@ -33,16 +38,7 @@ export class RMSNorm2d extends Module implements Block2d {
  * channels last first, so on its NCHW tensor the norm acts over the WIDTH axis, with weight and bias
  * indexed by column. PyTorch accepts that only when W == C; so do we, with an error that says why.
  */
-export class LayerNorm2d extends Module implements Block2d {
-  readonly weight: Parameter;
-  readonly bias: Parameter;
-
-  constructor(readonly channels: number, readonly eps = 1e-5) {
-    super();
-    this.weight = this.param('weight', [channels], ones);
-    this.bias = this.param('bias', [channels], zeros);
-  }
-
+export class LayerNorm2d extends AffineNorm2d {
   forward(x: Tensor4D): Tensor4D {
     const [, , w, c] = x.shape;
     if (w !== this.channels || c !== this.channels) {
@@ -63,16 +59,12 @@ export class LayerNorm2d extends Module implements Block2d {
  * `nn.BatchNorm2d(C, eps=1e-5)` in inference mode: normalised with the stored running statistics
  * (what a loaded diffusers model does after `from_pretrained`, which puts it in eval mode).
  */
-export class BatchNorm2d extends Module implements Block2d {
-  readonly weight: Parameter;
-  readonly bias: Parameter;
+export class BatchNorm2d extends AffineNorm2d {
   readonly runningMean: Parameter;
   readonly runningVar: Parameter;
 
-  constructor(readonly channels: number, readonly eps = 1e-5) {
-    super();
-    this.weight = this.param('weight', [channels], ones);
-    this.bias = this.param('bias', [channels], zeros);
+  constructor(channels: number, eps = 1e-5) {
+    super(channels, eps);
     this.runningMean = this.buffer('running_mean', [channels], zeros);
     this.runningVar = this.buffer('running_var', [channels], ones);
     // PyTorch stores the update count (int64, unused at inference); kept so checkpoints round-trip.
