@@ -4,8 +4,8 @@
  * and composite kernels appear both under their own name and inside the enclosing entry ("unnamed
  * scope" for custom gradients), so the per-kernel times add up to more than the step.
  *
- *   node bin/run-ts.js scripts/profile-step.ts [--backend tensorflow|wasm|cpu] [--mode step|grad|forward]
- *                                              [--steps 8] [--top 30] [--detail BatchMatMul]
+ *   npm run -s profile -- [--backend tensorflow|wasm|cpu] [--mode step|grad|forward]
+ *                          [--steps 8] [--top 30] [--detail BatchMatMul]
  *
  * step = forward + backward + AdamW (what `npm run bench` times); grad = without the optimizer.
  * --detail lists one kernel's calls by input and output shapes.
