@@ -209,6 +209,7 @@ export const OP_CASES: OpCase[] = [
     return a.sum(2).add(b.mean(2)).add(c.max(2)).add(parts[0].mul(parts[3]).sum(1).reshape([3, 1]));
   } },
   { name: 'sum over leading axes', inputs: [{ shape: [6, 5, 7] }, { shape: [4, 9, 3, 2] }], f: (x, y) => x.sum([0, 1]).sum().add(y.sum([0, 1, 2], true).sum()).add(x.sum(0).mul(x.sum(0)).sum()) },
+  { name: 'sum over middle axes', inputs: [{ shape: [3, 20, 5] }, { shape: [2, 4, 5, 3] }], f: (x, y) => x.sum(1).mul(x.sum(1, true).reshape([3, 5])).sum().add(y.sum([1, 2]).square().sum()) },
   // tfjs-core has no StridedSlice gradient: forward only.
   { name: 'stridedSlice', inputs: [{ shape: [4, 6, 5] }], f: (x) => tf.stridedSlice(x, [0, 1, 0], [4, 6, 5], [2, 2, 2]), grad: false },
   { name: 'pad', inputs: [nhwc(1, 4, 5, 2)], f: (x) => tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]], 0.5) },

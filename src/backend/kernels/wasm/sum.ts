@@ -1,7 +1,7 @@
 /**
- * `Sum` over leading axes on wasm as an average pool: tfjs-backend-wasm 4.22 sums those in a scalar
- * loop after a transpose, which for the bias and norm gradients of a training step ([1024, 256] ->
- * [256], [4, 16, 16, 1280] -> [1280]) took 2-15 ms. XNNPACK's average pooling over a window covering
+ * `Sum` over leading or middle axes on wasm as an average pool: tfjs-backend-wasm 4.22 sums those in a
+ * scalar loop after a transpose, which for the bias and norm gradients of a training step ([1024, 256]
+ * -> [256], [4, 16, 16, 1280] -> [1280], [4, 256, 256] -> [4, 256]) took 1-15 ms. XNNPACK's average pooling over a window covering
  * all rows, times the row count, took ~1 ms for the largest of them. (A GEMM with a row of ones was
  * no faster: XNNPACK repacks its right operand on every call, and the transpose needed to put the data
  * on the left is a slow copy.) Other reductions keep the original kernel. The pool adds in its own
@@ -24,15 +24,20 @@ export function registerWasmSum(): void {
     const x = args.inputs.x as tf.TensorInfo;
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
-    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
-    const rows = axes.reduce((p, a) => p * x.shape[a], 1);
-    if (x.dtype !== 'float32' || !leading || rows < MIN_ROWS) return original(args);
-    const kept = x.shape.slice(axes.length);
-    const cols = kept.reduce((p, d) => p * d, 1);
-    const outShape = keepDims ? [...axes.map(() => 1), ...kept] : kept;
+    // A contiguous block of reduced axes with at least one kept axis after it: [pre, rows, cols] summed
+    // over rows, one pooling window per leading index (e.g. [B, N, D] -> [B, D]).
+    const first = axes[0];
+    const last = axes[axes.length - 1];
+    const block = axes.length > 0 && last < x.shape.length - 1 && axes.every((a, i) => a === first + i);
+    const size = (dims: number[]) => dims.reduce((p, d) => p * d, 1);
+    const rows = size(axes.map((a) => x.shape[a]));
+    if (x.dtype !== 'float32' || !block || rows < MIN_ROWS) return original(args);
+    const pre = size(x.shape.slice(0, first));
+    const cols = size(x.shape.slice(last + 1));
+    const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
     const [h, w] = window(rows);
     return tf.tidy(() => {
-      const image = asTensor(x, 'Sum').reshape([1, h, w, cols]) as tf.Tensor4D;
+      const image = asTensor(x, 'Sum').reshape([pre, h, w, cols]) as tf.Tensor4D;
       return tf.avgPool(image, [h, w], 1, 'valid').mul(rows).reshape(outShape);
     });
   });
