@@ -12,7 +12,7 @@ import * as path from 'path';
 import { SafetensorsCheckpoint, TensorToWrite, writeSafetensors } from '../safetensors';
 import { readJsonFile } from '../json';
 import { writeDirAtomic, writeFileAtomic } from '../atomic';
-import { tfToTorch, mapSource } from '../../nn';
+import { tfToTorch } from '../../nn';
 import {
   SanaTransformer2DModel,
   SanaTransformerConfig,
@@ -121,15 +121,11 @@ export function saveSanaTransformer(model: SanaTransformer2DModel, dir: string, 
 export function loadEmaWeights(model: SanaTransformer2DModel, file: string): void {
   const ema = SafetensorsCheckpoint.open(file);
   try {
-    const full = new Map(model.stateDict());
-    const problems: string[] = [];
-    for (const key of ema.keys()) {
-      const own = full.get(key);
-      if (!own) problems.push(`"${key}" is not a parameter of the transformer`);
-      else full.set(key, { shape: own.shape, data: ema.readFloat32(key) });
-    }
-    if (problems.length) throw new Error(`${file}: ${problems.join('; ')}`);
-    model.loadStateDict(mapSource(full), { sourceName: file });
+    // Every averaged key must be the model's; shapes are checked, and only those tensors are read.
+    const own = new Set(model.namedParameters().map(([k]) => k));
+    const foreign = ema.keys().filter((k) => !own.has(k));
+    if (foreign.length) throw new Error(`${file}: ${foreign.map((k) => `"${k}" is not a parameter of the transformer`).join('; ')}`);
+    model.loadStateDict(ema, { sourceName: file, strict: false });
   } finally {
     ema.close();
   }
