@@ -22,7 +22,8 @@ import { SanaTransformer2DModel, parseSanaTransformerConfig, sanaTransformerPres
 import { AutoencoderDC, autoencoderDCPreset, parseAutoencoderDCConfig } from '../models/dcae';
 import { loadAutoencoderDC, saveAutoencoderDC } from '../io/pretrained/autoencoder';
 import { ImageDataset, BatchSource as DataBatchSource, Batch, disposeBatch, LatentCache, squareBucketTable, identityHash, CaptionChoiceOptions } from '../data';
-import { promptEncoderFor, schedulerConfigFor } from './trainComponents';
+import { promptEncoderFor } from './trainComponents';
+import { flowDpmSolverForRun } from '../schedulers/config';
 import { autoencoderValidation, flowValidation } from './trainValidation';
 import { Trainer, BatchSource, Objective } from '../training/trainer';
 import { FlowBatch, NullCaption, PixelBatch, flowObjective, reconstructionObjective } from '../training/objectives';
@@ -275,7 +276,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       saveModel = (dir) => saveSanaTransformer(dit, path.join(dir, 'transformer'));
       loadModel = (dir) => loadWeightsInto(dit, path.join(dir, 'transformer'));
       if (c.validation.every !== null) {
-        const components = { transformer: dit, vae, promptEncoder: encoder, scheduler: schedulerConfigFor(c), vaeScalingFactor: c.vae.scaling_factor ?? undefined };
+        const components = { transformer: dit, vae, promptEncoder: encoder, scheduler: flowDpmSolverForRun(c.flow, 'training config (flow)'), vaeScalingFactor: c.vae.scaling_factor ?? undefined };
         validate = flowValidation(c, components, run.samplesDir);
       }
     }

@@ -12,7 +12,6 @@ import * as crypto from 'crypto';
 import type { TrainConfig } from '../config/train';
 import { Gemma2Model, parseGemma2Config } from '../models/text';
 import { gemmaEncoderIdentity, loadGemma2Model, loadGemmaTokenizer, seededGemma2Model } from '../io/pretrained/gemma';
-import { FlowDpmSolverConfig, parseFlowDpmSolverConfig } from '../schedulers/config';
 import { TextEmbeddingCache } from '../data/textEmbeddingCache';
 import { SanaPromptEncoder } from './promptEncoding';
 import { SanaPipelineComponents } from './textToImage';
@@ -52,19 +51,6 @@ export function promptEncoderFor(c: TrainConfig, cacheDir: string | null): SanaP
     maxSequenceLength: c.text_encoder.max_length,
     complexHumanInstruction: c.text_encoder.complex_human_instruction ? undefined : null,
   });
-}
-
-/** Flow-DPM-Solver with the run's `flow_shift`, as SANA samples its models. */
-export function schedulerConfigFor(c: TrainConfig): FlowDpmSolverConfig {
-  return parseFlowDpmSolverConfig({
-    _class_name: 'DPMSolverMultistepScheduler',
-    num_train_timesteps: c.flow.num_train_timesteps,
-    flow_shift: c.flow.flow_shift,
-    use_flow_sigmas: true,
-    prediction_type: 'flow_prediction',
-    algorithm_type: 'dpmsolver++',
-    solver_order: 2,
-  }, 'training config').config;
 }
 
 export interface CheckpointPipeline {

@@ -130,6 +130,22 @@ function asObject(json: unknown, source: string): Raw {
 
 const positive = (v: number) => Number.isFinite(v) && v > 0;
 
+/**
+ * The sampler a flow-matching training run samples with (its validation images and `sana sample` of its
+ * checkpoints): SANA's Flow-DPM-Solver (dpmsolver++, order 2) with the run's shift and step count.
+ */
+export function flowDpmSolverForRun(flow: { flow_shift: number; num_train_timesteps: number }, source: string): FlowDpmSolverConfig {
+  return parseFlowDpmSolverConfig({
+    _class_name: 'DPMSolverMultistepScheduler',
+    num_train_timesteps: flow.num_train_timesteps,
+    flow_shift: flow.flow_shift,
+    use_flow_sigmas: true,
+    prediction_type: 'flow_prediction',
+    algorithm_type: 'dpmsolver++',
+    solver_order: 2,
+  }, source).config;
+}
+
 /** Parses a `DPMSolverMultistepScheduler` config set up for flow matching (as SANA's pipelines are). */
 export function parseFlowDpmSolverConfig(json: unknown, source = 'scheduler_config.json'): ParsedSchedulerConfig<FlowDpmSolverConfig> {
   const raw = asObject(json, source);

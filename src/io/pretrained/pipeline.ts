@@ -23,7 +23,7 @@ import { readJsonFile } from '../json';
 import { SanaTransformer2DModel } from '../../models/dit';
 import { AutoencoderDC } from '../../models/dcae';
 import { Gemma2Model, GemmaTokenizer } from '../../models/text';
-import { FlowSchedulerConfig, parseFlowDpmSolverConfig } from '../../schedulers/config';
+import { FlowSchedulerConfig, flowDpmSolverForRun } from '../../schedulers/config';
 import { TrainConfig, loadTrainConfig } from '../../config/train';
 import { loadEmaWeights, loadSanaTransformer } from './transformer';
 import { loadAutoencoderDC } from './autoencoder';
@@ -257,10 +257,7 @@ export function openRunCheckpoint(dir: string, opts: RunCheckpointOptions = {}):
     : () => seededGemma2Model(randomEncoder!, encoderSeed, `${configFile} (text_encoder.config)`);
   if (c.vae.pretrained && !isDir(c.vae.pretrained)) throw new Error(`${configFile}: field "vae.pretrained": folder ${path.resolve(c.vae.pretrained)} not found`);
   const tokenizer = loadGemmaTokenizer(tokenizerFolder(c.text_encoder.tokenizer));
-  const scheduler = parseFlowDpmSolverConfig(
-    { flow_shift: c.flow.flow_shift, num_train_timesteps: c.flow.num_train_timesteps, use_flow_sigmas: true, prediction_type: 'flow_prediction' },
-    `${configFile} (flow)`,
-  ).config;
+  const scheduler = flowDpmSolverForRun(c.flow, `${configFile} (flow)`);
   const transformer = opts.transformer ?? loadSanaTransformer(transformerDir);
   // EMA weights, when the run kept them, are what its validation images show.
   const emaFile = path.join(checkpoint, 'ema.safetensors');
