@@ -22,20 +22,38 @@ interface RefCountingBackend {
 interface NativeBackend {
   binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_INT32: number };
   write(values: Int32Array, shape: number[], dtype: tf.DataType): tf.DataId;
+  disposeData(dataId: tf.DataId): boolean;
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
 }
 
 const int32Constants = new Map<string, tf.TensorInfo>();
+/** A model has a few dozen distinct shapes and axes; past this many (many input sizes), new ones are not kept. */
+const MAX_KEPT_CONSTANTS = 4096;
 
-/** A kept int32 vector on the backend (never freed; there are a few dozen distinct ones per model). */
-function int32Constant(backend: NativeBackend, values: number[]): tf.TensorInfo {
+/**
+ * An int32 vector on the backend: kept and shared while fewer than MAX_KEPT_CONSTANTS are kept (never
+ * freed), otherwise a fresh one for this call; `release` frees it after the op in that case.
+ */
+function int32Constant(backend: NativeBackend, values: number[]): { info: tf.TensorInfo; release(): void } {
   const key = values.join(',');
-  let info = int32Constants.get(key);
-  if (!info) {
-    info = { dataId: backend.write(Int32Array.from(values), [values.length], 'int32'), shape: [values.length], dtype: 'int32' };
+  const kept = int32Constants.get(key);
+  if (kept) return { info: kept, release: () => undefined };
+  const info: tf.TensorInfo = { dataId: backend.write(Int32Array.from(values), [values.length], 'int32'), shape: [values.length], dtype: 'int32' };
+  if (int32Constants.size < MAX_KEPT_CONSTANTS) {
     int32Constants.set(key, info);
+    return { info, release: () => undefined };
   }
-  return info;
+  return { info, release: () => void backend.disposeData(info.dataId) };
+}
+
+/** Runs op `name` on x and an int32 constant (shape, permutation or axes) as its second input. */
+function withConstant(backend: NativeBackend, name: string, attrs: unknown[], x: tf.TensorInfo, values: number[]): tf.TensorInfo {
+  const c = int32Constant(backend, values);
+  try {
+    return backend.executeSingleOutput(name, attrs, [x, c.info]);
+  } finally {
+    c.release();
+  }
 }
 
 function typeAttr(backend: NativeBackend, name: string, dtype: tf.DataType): unknown {
@@ -61,14 +79,14 @@ export function registerTensorflowKernels(): void {
     if (sameShape(resolved, x.shape)) return share(x, args.backend);
     if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
     const b = args.backend as unknown as NativeBackend;
-    return b.executeSingleOutput('Reshape', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tshape', 'int32')], [x, int32Constant(b, shape)]);
+    return withConstant(b, 'Reshape', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tshape', 'int32')], x, shape);
   });
   wrapKernel('tensorflow', 'Transpose', (original) => (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
     const { perm } = args.attrs as { perm: number[] };
     const b = args.backend as unknown as NativeBackend;
-    return b.executeSingleOutput('Transpose', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tperm', 'int32')], [x, int32Constant(b, perm)]);
+    return withConstant(b, 'Transpose', [typeAttr(b, 'T', x.dtype), typeAttr(b, 'Tperm', 'int32')], x, perm);
   });
   for (const op of ['Sum', 'Mean'] as const) {
     wrapKernel('tensorflow', op, (original) => (args) => {
@@ -77,7 +95,7 @@ export function registerTensorflowKernels(): void {
       const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
       const b = args.backend as unknown as NativeBackend;
       const attrs = [{ name: 'keep_dims', type: b.binding.TF_ATTR_BOOL, value: keepDims }, typeAttr(b, 'T', 'float32'), typeAttr(b, 'Tidx', 'int32')];
-      return b.executeSingleOutput(op, attrs, [x, int32Constant(b, tf.util.parseAxisParam(axis, x.shape))]);
+      return withConstant(b, op, attrs, x, tf.util.parseAxisParam(axis, x.shape));
     });
   }
   wrapKernel('tensorflow', 'Identity', (original) => (args) => {
