@@ -133,6 +133,11 @@ export const OP_CASES: OpCase[] = [
   { name: 'matMul batched transposeA+B', inputs: [{ shape: [3, 7, 5] }, { shape: [3, 4, 7] }], f: (a, b) => tf.matMul(a, b, true, true) },
   { name: 'matMul heads K^T V [2,4,16,8]', inputs: [{ shape: [2, 4, 16, 8] }, { shape: [2, 4, 16, 8] }], f: (a, b) => tf.matMul(a, b, true, false) },
   { name: 'matMul heads Q (KV) [2,4,16,8]x[2,4,8,8]', inputs: [{ shape: [2, 4, 16, 8] }, { shape: [2, 4, 8, 8] }], f: (a, b) => tf.matMul(a, b) },
+  // Per-head products large enough for the wasm SIMD kernel's 2 x 16 register tiles and their edges.
+  { name: 'matMul heads tile edges [3,2,9,21]x[3,2,21,37]', inputs: [{ shape: [3, 2, 9, 21] }, { shape: [3, 2, 21, 37] }], f: (a, b) => tf.matMul(a, b) },
+  { name: 'matMul heads transposeB [2,3,17,8]x[2,3,18,8]', inputs: [{ shape: [2, 3, 17, 8] }, { shape: [2, 3, 18, 8] }], f: (a, b) => tf.matMul(a, b, false, true) },
+  { name: 'matMul heads transposeB one column [2,3,17,9]x[2,3,1,9]', inputs: [{ shape: [2, 3, 17, 9] }, { shape: [2, 3, 1, 9] }], f: (a, b) => tf.matMul(a, b, false, true) },
+  { name: 'matMul heads transposeA+B [2,3,8,17]x[2,3,18,8]', inputs: [{ shape: [2, 3, 8, 17] }, { shape: [2, 3, 18, 8] }], f: (a, b) => tf.matMul(a, b, true, true) },
   { name: 'matMul broadcast weight transposeB [2,5,7]x[3,7]', inputs: [{ shape: [2, 5, 7] }, { shape: [3, 7] }], f: (a, b) => tf.matMul(a, b, false, true), grad: false },
   { name: 'matMul broadcast lhs transposeA [1,7,5]x[3,7,4]', inputs: [{ shape: [1, 7, 5] }, { shape: [3, 7, 4] }], f: (a, b) => tf.matMul(a, b, true, false), grad: false },
   // (tfjs' cpu kernel gets [2,1] against [1,3] batches wrong, so the reference case broadcasts one side.)
@@ -214,6 +219,8 @@ export const OP_CASES: OpCase[] = [
   { name: 'stridedSlice', inputs: [{ shape: [4, 6, 5] }], f: (x) => tf.stridedSlice(x, [0, 1, 0], [4, 6, 5], [2, 2, 2]), grad: false },
   { name: 'pad', inputs: [nhwc(1, 4, 5, 2)], f: (x) => tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]], 0.5) },
   { name: 'reshape, transpose', inputs: [{ shape: [2, 6, 8] }], f: (x) => x.reshape([2, 6, 2, 4]).transpose([0, 2, 1, 3]).reshape([4, 24]).transpose() },
+  { name: 'transpose matrices (tiles and edges)', inputs: [{ shape: [3, 37, 50] }, { shape: [1, 9, 1, 14, 1] }], f: (x, y) => x.transpose([0, 2, 1]).reshape([3, 37, 50]).mul(x).sum(0).add(y.transpose([4, 3, 2, 1, 0]).reshape([14, 9]).transpose().sum().reshape([1, 1])) },
+  { name: 'transpose int32 matrix', inputs: [{ shape: [6, 11], intRange: 50 }], f: (i) => i.transpose().cast('float32'), grad: false },
   { name: 'pixel shuffle (depthToSpace)', inputs: [nhwc(2, 3, 4, 8)], f: (x) => pixelShuffle(x, 2) },
   { name: 'pixel unshuffle (spaceToDepth)', inputs: [nhwc(2, 6, 4, 3)], f: (x) => pixelUnshuffle(x, 2) },
   { name: 'nearest upsample x2', inputs: [nhwc(1, 3, 4, 2)], f: (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [6, 8]) },

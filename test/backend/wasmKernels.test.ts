@@ -1,7 +1,8 @@
 /**
  * The wasm backend's composite and rerouted kernels (src/backend/kernels/wasm) against the pure-JS
  * `cpu` kernels, whatever the default backend is: matmuls with transposes and batches, convolution
- * gradients, slices/splits/unstacks copied from the heap, sums over leading axes. wasm is a regular dependency, so this runs on every machine.
+ * gradients, slices/splits/unstacks copied from the heap, sums over leading axes, matrix transposes
+ * and per-head products in the SIMD kernels. wasm is a regular dependency, so this runs on every machine.
  */
 import { tf, initBackend } from '../../src/backend';
 import { EXPLICIT_PAD_CASES, OP_CASES, evaluate, relativeError } from './opCases';
@@ -9,7 +10,7 @@ import { EXPLICIT_PAD_CASES, OP_CASES, evaluate, relativeError } from './opCases
 /** Largest error relative to the largest reference value: float32 sums reordered by another kernel. */
 const TOLERANCE = 1e-5;
 
-const CASES = [...OP_CASES.filter((c) => /^(matMul|conv|depthwise|gather|slice|split|sum over)/.test(c.name)), ...EXPLICIT_PAD_CASES];
+const CASES = [...OP_CASES.filter((c) => /^(matMul|conv|depthwise|gather|slice|split|sum over|transpose)/.test(c.name)), ...EXPLICIT_PAD_CASES];
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -45,5 +46,17 @@ describe('wasm kernels match cpu', () => {
     const dx = () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [1, 4, 4, 2] }) as tf.Tensor;
     expect(await kernelsOf(dx)).toEqual(expect.arrayContaining(['Conv2D']));
     tf.dispose([a, dy, w]);
+  });
+
+  test('per-head products and matrix transposes run in one kernel each (the SIMD kernels), not per pair', async () => {
+    await tf.setBackend('wasm');
+    const kernelsOf = async (f: () => tf.Tensor) => (await tf.profile(() => tf.tidy(() => f().dataSync()))).kernels.map((k) => k.name);
+    const q = tf.ones([2, 4, 64, 8]);
+    const kv = tf.ones([2, 4, 8, 8]);
+    expect(await kernelsOf(() => tf.matMul(q, kv))).toEqual(['BatchMatMul']);
+    expect(await kernelsOf(() => tf.matMul(q, q, true, false))).toEqual(['BatchMatMul']);
+    expect(await kernelsOf(() => tf.matMul(q, kv, false, true))).toEqual(['BatchMatMul']);
+    expect(await kernelsOf(() => q.reshape([512, 8]).transpose())).toEqual(['Reshape', 'Transpose']);
+    tf.dispose([q, kv]);
   });
 });

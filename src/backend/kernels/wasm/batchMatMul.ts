@@ -1,17 +1,19 @@
 /**
- * `BatchMatMul` on wasm, routed to the one fast case of tfjs-backend-wasm 4.22: its kernel calls
- * XNNPACK's GEMM only for a single matrix pair without transposes; with a transpose flag or a batch it
- * falls back to a scalar loop (~1-4 GFLOP/s against ~80 for the GEMM). Here:
- *  - transposes are materialised first (the wasm Transpose kernel is a fast copy);
+ * `BatchMatMul` on wasm, routed to fast code: tfjs-backend-wasm 4.22's kernel calls XNNPACK's GEMM
+ * only for a single matrix pair without transposes; with a transpose flag or a batch it falls back to
+ * a scalar loop (~1-4 GFLOP/s against ~40-80 for the GEMM). Here:
+ *  - a batch of small products against a batch of right-hand matrices (the per-head products of
+ *    attention: [32, 256, 32] x [32, 32, 32], K^T V as [32, 32, 256] x [32, 256, 32], ...) runs as
+ *    the strided SIMD kernel of ./simd on the operands as they lie, transposed or not: one call for the
+ *    whole batch (K^T V went from ~10 ms to ~1 ms);
  *  - a batch against one shared matrix is folded into a single GEMM (rows of the batched side are
  *    stacked: [B*m, k] x [k, n], or columns when the batched side is on the right);
- *  - a batch of distinct pairs runs one GEMM per pair when each product has at least as many rows as
- *    its inner size (measured 10-25x faster for [32, 256, 32] x [32, 32, 32] and [4, 256, 256]^2);
- *    short wide products ([32, 32, 256] x [32, 256, 32], a per-head K^T V) stay with the original
- *    batched loop, which was faster there.
- * Sums are reordered only inside the GEMM.
+ *  - larger distinct pairs run one GEMM each;
+ *  - transposes are materialised first (the tiled Transpose of ./transpose).
+ * Without wasm SIMD, short wide products stay with the original batched loop.
  */
 import * as tf from '@tensorflow/tfjs';
+import { Heap, wasmHeap } from './heap';
 import { OriginalKernel, asTensor, wrapWasmKernel } from './replace';
 
 const KERNEL = 'BatchMatMul';
@@ -67,11 +69,56 @@ function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB
   });
 }
 
+/**
+ * Products per pair (m * k * n multiply-adds) up to which a batch runs in the single-threaded SIMD
+ * kernel (~10-25 GFLOP/s) rather than as one XNNPACK call per pair (~40 GFLOP/s on two threads after
+ * ~0.25 ms of per-call set-up, operand splitting and stacking).
+ */
+const SIMD_MAX_PAIR_MACS = 1 << 22;
+
+/**
+ * The batched product in the SIMD kernel when the right side is batched, neither batch broadcasts
+ * partially (each is the full output batch or a single matrix) and each product is small; else null.
+ * A transposed right operand is first transposed into scratch space (contiguous rows keep the kernel
+ * at its fast form), except for products with fewer than 4 columns, which use the dot-product form.
+ */
+function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): tf.TensorInfo | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const outBatch = tf.backend_util.assertAndGetBroadcastShape(batchA, batchB);
+  const [nA, nB, nOut] = [product(batchA), product(batchB), product(outBatch)];
+  const [m, k] = transposeA ? [a.shape[a.shape.length - 1], a.shape[a.shape.length - 2]] : a.shape.slice(-2);
+  const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+  if (nB === 1 || (nA !== 1 && nA !== nOut) || nB !== nOut) return null;
+  if (m * k * n > SIMD_MAX_PAIR_MACS || m * n * k === 0) return null;
+  const out = heap.alloc([...outBatch, m, n]);
+  const [aAddr, outAddr] = [heap.address(a), heap.address(out)];
+  const strideA = nA > 1 ? 4 * m * k : 0;
+  const [sAm, sAk] = transposeA ? [4, 4 * m] : [4 * k, 4];
+  if (transposeB && n < 4 && !transposeA) {
+    heap.kernels.bmmDot(aAddr, heap.address(b), outAddr, 1, nOut, m, k, n, 0, strideA, sAm, 0, 4 * k * n, 4 * k, 0, 4 * m * n, 4 * n);
+    return out;
+  }
+  const scratch = transposeB ? heap.alloc([nB, k, n]) : null;
+  try {
+    if (scratch) heap.kernels.transpose(heap.address(b), heap.address(scratch), nB, n, k);
+    const bAddr = heap.address(scratch ?? b);
+    heap.kernels.bmmAxpy(aAddr, bAddr, outAddr, 1, nOut, m, k, n, 0, strideA, sAm, sAk, 0, 4 * k * n, 4 * n, 0, 4 * m * n, 4 * n);
+  } finally {
+    if (scratch) heap.free(scratch);
+  }
+  return out;
+}
+
 /** Replaces wasm's `BatchMatMul` by the routing above (its own kernel still runs every GEMM). */
 export function registerWasmBatchMatMul(): void {
   wrapWasmKernel(KERNEL, (original: OriginalKernel) => (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const heap = wasmHeap(args.backend);
+    const simd = heap && simdBatchMatMul(heap, a, b, transposeA, transposeB);
+    if (simd) return simd;
     const nA = product(a.shape.slice(0, -2));
     const nB = product(b.shape.slice(0, -2));
     const [m, k] = a.shape.slice(-2);

@@ -3,6 +3,7 @@ import { registerWasmBatchMatMul } from './batchMatMul';
 import { registerWasmConv2DBackpropInput } from './conv2dBackpropInput';
 import { registerWasmSlicing } from './slice';
 import { registerWasmSum } from './sum';
+import { registerWasmTranspose } from './transpose';
 
 /**
  * Composite kernels for the wasm backend: gradients of convolutions it lacks, and routes to its fast
@@ -14,4 +15,5 @@ export function registerWasmKernels(): void {
   registerWasmConv2DBackpropInput();
   registerWasmSlicing();
   registerWasmSum();
+  registerWasmTranspose();
 }

@@ -1,0 +1,222 @@
+/**
+ * Hand-written SIMD kernels that run on the wasm backend's own heap (they import its memory, so no
+ * tensor is copied in or out): the few operations tfjs-backend-wasm 4.22 runs as scalar loops that a
+ * training step of the DiT spends much of its time in.
+ *
+ *  - `transpose`: a batch of matrix transposes in 16 x 16 tiles. The stock kernel walks the output
+ *    in order and reads the input a row apart each time ([1024, 1280] took 11 ms).
+ *  - `bmmAxpy` / `bmmDot`: batches of small matrix products with arbitrary strides, so the per-head
+ *    products of attention ([4, 8] batches of [256, 32] x [32, 32], K^T V over 256 tokens, ...) run
+ *    on the layout they come in, transposed or not. XNNPACK (the fast GEMM) takes one untransposed
+ *    pair per call and repacks its right operand every time, which costs more than these products.
+ *
+ * All run single-threaded on the calling thread. Products sum in a different order from the scalar
+ * kernels (four partial sums in `bmmDot`), so float32 results differ in rounding.
+ */
+import { FunctionBuilder, assembleModule } from './assembler';
+
+const c = (n: number) => ({ c: n });
+/** Source rows per band of the transpose: its 4 x 4 blocks then fill whole 64-byte output lines. */
+const BAND = 16;
+
+/**
+ * transpose(src, dst, batch, rows, cols): dst[b][j][i] = src[b][i][j] for 32-bit elements (byte
+ * addresses). 4 x 4 blocks move as four vector loads, eight shuffles and four vector stores; the
+ * rows and columns past a multiple of 4 move one element at a time.
+ */
+function transposeKernel(): FunctionBuilder {
+  const f = new FunctionBuilder('transpose', 5);
+  const [src, dst, batch, rows, cols] = [0, 1, 2, 3, 4];
+  const [b, r0, r, j, bandEnd, rows4, cols4, rowBytes, colBytes, matrix, s, d] = Array.from({ length: 12 }, () => f.i32());
+  const [x0, x1, x2, x3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.v128());
+  f.get(rows).const(-4).and().set(rows4);
+  f.get(cols).const(-4).and().set(cols4);
+  f.get(cols).const(2).shl().set(rowBytes); // one source row
+  f.get(rows).const(2).shl().set(colBytes); // one output row
+  f.get(rows).get(cols).mul().const(2).shl().set(matrix);
+  const element = (row: number, col: number) => {
+    f.get(dst).get(col).get(rows).mul().get(row).add().const(2).shl().add(); // &dst[col][row]
+    f.get(src).get(row).get(cols).mul().get(col).add().const(2).shl().add().i32Load().i32Store();
+  };
+  f.for(b, c(0), batch, c(1), () => {
+    f.for(r0, c(0), rows4, c(BAND), () => {
+      f.get(r0).const(BAND).add().get(rows4).get(r0).const(BAND).add().get(rows4).ltU().select().set(bandEnd);
+      f.for(j, c(0), cols4, c(4), () => {
+        f.for(r, r0, bandEnd, c(4), () => {
+          f.get(src).get(r).get(cols).mul().get(j).add().const(2).shl().add().set(s);
+          for (const [k, x] of [x0, x1, x2, x3].entries()) {
+            f.get(s).v128Load().set(x);
+            if (k < 3) f.inc(s, rowBytes);
+          }
+          f.get(x0).get(x1).f32x4Shuffle([0, 4, 1, 5]).set(t0);
+          f.get(x0).get(x1).f32x4Shuffle([2, 6, 3, 7]).set(t1);
+          f.get(x2).get(x3).f32x4Shuffle([0, 4, 1, 5]).set(t2);
+          f.get(x2).get(x3).f32x4Shuffle([2, 6, 3, 7]).set(t3);
+          f.get(dst).get(j).get(rows).mul().get(r).add().const(2).shl().add().set(d);
+          const columns: Array<[number, number, [number, number, number, number]]> = [[t0, t2, [0, 1, 4, 5]], [t0, t2, [2, 3, 6, 7]], [t1, t3, [0, 1, 4, 5]], [t1, t3, [2, 3, 6, 7]]];
+          for (const [k, [p, q, lanes]] of columns.entries()) {
+            f.get(d).get(p).get(q).f32x4Shuffle(lanes).v128Store();
+            if (k < 3) f.inc(d, colBytes);
+          }
+        });
+      });
+    });
+    f.for(r, c(0), rows, c(1), () => void f.for(j, cols4, cols, c(1), () => element(r, j)));
+    f.for(r, rows4, rows, c(1), () => void f.for(j, c(0), cols4, c(1), () => element(r, j)));
+    f.inc(src, matrix).inc(dst, matrix);
+  });
+  return f;
+}
+
+/**
+ * Shared prologue of the batched products: the two batch loops (outer, inner), each operand's base
+ * address advanced by its byte strides; `body(aBase, bBase, cBase)` runs once per product.
+ */
+function batchLoops(f: FunctionBuilder, p: { a: number; b: number; c: number; outer: number; inner: number; sA: [number, number]; sB: [number, number]; sC: [number, number] }, body: (aB: number, bB: number, cB: number) => void): void {
+  const [i1, i2, a1, b1, c1, aB, bB, cB] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
+  f.get(p.a).set(a1).get(p.b).set(b1).get(p.c).set(c1);
+  f.for(i1, c(0), p.outer, c(1), () => {
+    f.get(a1).set(aB).get(b1).set(bB).get(c1).set(cB);
+    f.for(i2, c(0), p.inner, c(1), () => {
+      body(aB, bB, cB);
+      f.inc(aB, p.sA[1]).inc(bB, p.sB[1]).inc(cB, p.sC[1]);
+    });
+    f.inc(a1, p.sA[0]).inc(b1, p.sB[0]).inc(c1, p.sC[0]);
+  });
+}
+
+/**
+ * bmmAxpy(a, b, c, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm):
+ * C[m, n] = sum_k A[m, k] B[k, n] for every (outer, inner) batch index, strides in bytes, B's and
+ * C's rows contiguous. The output is computed in tiles of 2 rows x 16 columns held in registers
+ * (A[m, k] broadcast times four vectors of B's row k), then 1-row and 4-column tiles for the edges,
+ * and single columns past a multiple of 4.
+ */
+function bmmAxpyKernel(): FunctionBuilder {
+  const f = new FunctionBuilder('bmmAxpy', 18);
+  const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm] = Array.from({ length: 18 }, (_, i) => i);
+  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp] = Array.from({ length: 10 }, () => f.i32());
+  const acc = Array.from({ length: 8 }, () => f.v128());
+  const bv = Array.from({ length: 4 }, () => f.v128());
+  const [a0, a1] = [f.v128(), f.v128()];
+  const s = f.f32();
+  f.get(M).const(-2).and().set(m2);
+  f.get(N).const(-16).and().set(n16);
+  f.get(N).const(-4).and().set(n4);
+  /** C[m .. m+rows, n .. n+4*vecs] for the current batch. */
+  const tile = (aB: number, bB: number, cB: number, rows: 1 | 2, vecs: 1 | 4) => {
+    for (let i = 0; i < rows * vecs; i++) f.v128Zero().set(acc[i]);
+    f.get(aB).get(m).get(sAm).mul().add().tee(ap0).get(sAm).add().set(ap1);
+    f.get(bB).get(n).const(2).shl().add().set(bp);
+    f.for(k, c(0), K, c(1), () => {
+      for (let v = 0; v < vecs; v++) f.get(bp).v128Load(16 * v).set(bv[v]);
+      f.get(ap0).f32Load().f32x4Splat().set(a0);
+      if (rows === 2) f.get(ap1).f32Load().f32x4Splat().set(a1);
+      for (let r = 0; r < rows; r++) {
+        for (let v = 0; v < vecs; v++) f.get(acc[r * vecs + v]).get(r === 0 ? a0 : a1).get(bv[v]).f32x4Mul().f32x4Add().set(acc[r * vecs + v]);
+      }
+      f.inc(ap0, sAk).inc(ap1, sAk).inc(bp, sBk);
+    });
+    f.get(cB).get(m).get(sCm).mul().add().get(n).const(2).shl().add().set(cp);
+    for (let r = 0; r < rows; r++) {
+      for (let v = 0; v < vecs; v++) f.get(cp).get(acc[r * vecs + v]).v128Store(16 * v);
+      if (r + 1 < rows) f.inc(cp, sCm);
+    }
+  };
+  batchLoops(f, { a, b, c: cc, outer, inner, sA: [sA1, sA2], sB: [sB1, sB2], sC: [sC1, sC2] }, (aB, bB, cB) => {
+    for (const [from, to, step, vecs] of [[null, n16, 16, 4], [n16, n4, 4, 1]] as const) {
+      f.for(n, from === null ? c(0) : from, to, c(step), () => {
+        f.for(m, c(0), m2, c(2), () => tile(aB, bB, cB, 2, vecs));
+        f.for(m, m2, M, c(1), () => tile(aB, bB, cB, 1, vecs));
+      });
+    }
+    // Columns past the last multiple of 4, one dot product each.
+    f.for(n, n4, N, c(1), () => {
+      f.for(m, c(0), M, c(1), () => {
+        f.f32Zero().set(s);
+        f.get(aB).get(m).get(sAm).mul().add().set(ap0);
+        f.get(bB).get(n).const(2).shl().add().set(bp);
+        f.for(k, c(0), K, c(1), () => {
+          f.get(s).get(ap0).f32Load().get(bp).f32Load().f32Mul().f32Add().set(s);
+          f.inc(ap0, sAk).inc(bp, sBk);
+        });
+        f.get(cB).get(m).get(sCm).mul().add().get(n).const(2).shl().add().get(s).f32Store();
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * bmmDot(a, b, c, outer, inner, M, K, N, sA1, sA2, sAm, sB1, sB2, sBn, sC1, sC2, sCm):
+ * C[m, n] = dot(A[m, :], B[n, :]) (B given transposed), strides in bytes, A's and B's rows and C's
+ * rows contiguous. Four partial sums over k, added at the end.
+ */
+function bmmDotKernel(): FunctionBuilder {
+  const f = new FunctionBuilder('bmmDot', 17);
+  const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sB1, sB2, sBn, sC1, sC2, sCm] = Array.from({ length: 17 }, (_, i) => i);
+  const [m, n, q, r, ap, bp, cp, end4, end, k4, kb] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
+  const acc = f.v128();
+  const s = f.f32();
+  f.get(K).const(2).shrU().const(4).shl().set(k4);
+  f.get(K).const(2).shl().set(kb);
+  batchLoops(f, { a, b, c: cc, outer, inner, sA: [sA1, sA2], sB: [sB1, sB2], sC: [sC1, sC2] }, (aB, bB, cB) => {
+    f.for(m, c(0), M, c(1), () => {
+      f.get(aB).get(m).get(sAm).mul().add().set(ap);
+      f.get(cB).get(m).get(sCm).mul().add().set(cp);
+      f.get(ap).get(k4).add().set(end4);
+      f.get(ap).get(kb).add().set(end);
+      f.get(bB).set(bp);
+      f.for(n, c(0), N, c(1), () => {
+        f.v128Zero().set(acc);
+        f.get(bp).set(r);
+        f.for(q, ap, end4, c(16), () => {
+          f.get(acc).get(q).v128Load().get(r).v128Load().f32x4Mul().f32x4Add().set(acc);
+          f.inc(r, c(16));
+        });
+        f.get(acc).f32x4Lane(0).get(acc).f32x4Lane(1).f32Add().get(acc).f32x4Lane(2).get(acc).f32x4Lane(3).f32Add().f32Add().set(s);
+        f.for(q, end4, end, c(4), () => {
+          f.get(s).get(q).f32Load().get(r).f32Load().f32Mul().f32Add().set(s);
+          f.inc(r, c(4));
+        });
+        f.get(cp).get(s).f32Store();
+        f.inc(cp, c(4)).inc(bp, sBn);
+      });
+    });
+  });
+  return f;
+}
+
+/** A WebAssembly.Memory (the type libraries this package compiles with do not declare the WebAssembly API). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+
+/** The part of the WebAssembly JS API used here. */
+interface WebAssemblyApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+}
+
+/** The kernels bound to one memory; arguments are byte addresses and byte strides as documented above. */
+export interface SimdKernels {
+  transpose(src: number, dst: number, batch: number, rows: number, cols: number): void;
+  bmmAxpy(...args: number[]): void;
+  bmmDot(...args: number[]): void;
+}
+
+/**
+ * Compiles the kernels against `memory` (the wasm backend's heap). Returns null where the runtime has
+ * no WebAssembly SIMD; callers then keep the stock kernels.
+ */
+export function instantiateSimdKernels(memory: WasmMemory): SimdKernels | null {
+  const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+  if (!api) return null;
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  // A shared memory import must state a maximum no smaller than the memory's own: wasm32's 4 GiB.
+  const bytes = assembleModule([transposeKernel(), bmmAxpyKernel(), bmmDotKernel()], { shared, maxPages: shared ? 65536 : undefined });
+  if (!api.validate(bytes)) return null;
+  const instance = new api.Instance(new api.Module(bytes), { env: { memory } });
+  return instance.exports as unknown as SimdKernels;
+}
