@@ -5,6 +5,7 @@
  * wasm backend itself. A kernel is registered only where wasm has none of its own.
  */
 import * as tf from '@tensorflow/tfjs';
+import { wasmHeap } from './kernels/wasm/heap';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -234,10 +235,17 @@ export function registerWasmGradKernels(): void {
     const g = geometry(x.shape, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false);
     return withInputs([x, dy], ([xt, dyt]) => conv2dBackpropFilter(xt, dyt, a.filterShape, g));
   });
-  add('DepthwiseConv2dNativeBackpropFilter', ({ inputs, attrs }) => {
+  add('DepthwiseConv2dNativeBackpropFilter', ({ inputs, attrs, backend }) => {
     const a = attrs as unknown as GradAttrs;
     const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const g = geometry(x.shape, a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true);
+    const heap = x.dtype === 'float32' && dy.dtype === 'float32' && a.filterShape[3] === 1 ? wasmHeap(backend) : null;
+    if (heap && g.inC > 0) {
+      // One pass of the SIMD kernel (./kernels/wasm/simd) instead of a slice and a sum per tap.
+      const dw = heap.alloc(a.filterShape);
+      heap.kernels.depthwiseFilterGrad(heap.address(x), heap.address(dy), heap.address(dw), g.batch, g.inH, g.inW, g.outH, g.outW, g.inC, g.kh, g.kw, g.sy, g.sx, g.dy, g.dx, g.top, g.left);
+      return dw;
+    }
     return withInputs([x, dy], ([xt, dyt]) => depthwiseBackpropFilter(xt, dyt, a.filterShape, g));
   });
   add('UnsortedSegmentSum', ({ inputs, attrs }) => {

@@ -48,7 +48,7 @@ describe('wasm kernels match cpu', () => {
     tf.dispose([a, dy, w]);
   });
 
-  test('per-head products and matrix transposes run in one kernel each (the SIMD kernels), not per pair', async () => {
+  test('per-head products, matrix transposes and depthwise filter gradients run in one kernel each (the SIMD kernels)', async () => {
     await tf.setBackend('wasm');
     const kernelsOf = async (f: () => tf.Tensor) => (await tf.profile(() => tf.tidy(() => f().dataSync()))).kernels.map((k) => k.name);
     const q = tf.ones([2, 4, 64, 8]);
@@ -57,6 +57,10 @@ describe('wasm kernels match cpu', () => {
     expect(await kernelsOf(() => tf.matMul(q, q, true, false))).toEqual(['BatchMatMul']);
     expect(await kernelsOf(() => tf.matMul(q, kv, false, true))).toEqual(['BatchMatMul']);
     expect(await kernelsOf(() => q.reshape([512, 8]).transpose())).toEqual(['Reshape', 'Transpose']);
-    tf.dispose([q, kv]);
+    const x = tf.ones([2, 6, 6, 8]);
+    const dy = tf.ones([2, 6, 6, 8]);
+    const dw = () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dilations: 1, filterShape: [3, 3, 8, 1] }) as tf.Tensor;
+    expect(await kernelsOf(dw)).toEqual(['DepthwiseConv2dNativeBackpropFilter']);
+    tf.dispose([q, kv, x, dy]);
   });
 });

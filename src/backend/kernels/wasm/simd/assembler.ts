@@ -141,6 +141,13 @@ export class FunctionBuilder {
     return this.op(0x0b);
   }
 
+  /** Runs `body` when the i32 on the stack is non-zero. */
+  when(body: () => void): this {
+    this.op(0x04, 0x40);
+    body();
+    return this.op(0x0b);
+  }
+
   br(depth: number): this { return this.op(0x0c, ...uleb(depth)); }
   brIf(depth: number): this { return this.op(0x0d, ...uleb(depth)); }
 
