@@ -37,13 +37,17 @@ export function mergeHeads(x: Tensor4D): Tensor3D {
  * Several Linear layers applied to the same input as one GEMM, x [..., in] @ [W_1 | W_2 | ...] plus the
  * concatenated biases, split back into one output per layer: one large product instead of several
  * narrow ones, in the forward and in both backward products. Layers with adapters (LoRA), or a mix of
- * layers with and without bias, run one by one so every term takes part.
+ * layers with and without bias, run one by one so every term takes part. So do all layers when no
+ * gradient is being recorded (sampling): there the weights cannot change between calls, and
+ * concatenating them on every call would copy all q/k/v weights once per denoising step (about 2 GB
+ * for Sana-1.6B) for products that run as fast separately.
  * @returns one tensor [..., out_i] per layer
  */
 export function fusedLinears(layers: Linear[], x: Tensor): Tensor[] {
   return tf.tidy(() => {
     const withBias = layers.filter((l) => l.bias !== null).length;
-    if (layers.length === 1 || layers.some((l) => l.adapters.length > 0) || (withBias > 0 && withBias < layers.length)) {
+    const recording = tf.engine().isTapeOn();
+    if (!recording || layers.length === 1 || layers.some((l) => l.adapters.length > 0) || (withBias > 0 && withBias < layers.length)) {
       return layers.map((l) => l.forward(x));
     }
     const inFeatures = layers[0].inFeatures;
