@@ -9,12 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import { configureWasm } from './wasm';
 import { registerTensorflowKernels } from './kernels/tensorflow';
 import { registerNativeBiasAdd } from './biasAdd';
+import { registerNativeAdamW } from './fusedAdamW';
 
 // Production mode: no debug checks, and no console advice from tfjs about installing tfjs-node.
 tf.env().set('PROD', true);
 
 export { tf };
 export { biasAdd } from './biasAdd';
+export { fusedAdamW } from './fusedAdamW';
+export type { AdamWStep } from './fusedAdamW';
 export { positiveMask } from './positiveMask';
 export type Tensor = tf.Tensor;
 export type Tensor1D = tf.Tensor1D;
@@ -112,6 +115,7 @@ async function activate(name: BackendName): Promise<BackendInfo> {
       }
       registerTensorflowKernels();
       registerNativeBiasAdd();
+      registerNativeAdamW();
       const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? '?';
       const onednn = process.env.TF_ENABLE_ONEDNN_OPTS !== '0' ? ', oneDNN' : '';
       return { name, tfName: 'tensorflow', detail: `${pkg.replace('@tensorflow/', '')} ${packageVersion(pkg)}, TF ${tfVersion}${onednn}`, reason: '' };
