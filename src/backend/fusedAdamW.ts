@@ -17,6 +17,7 @@
  * TensorFlow forms in float32 (see below; as if beta2 were 0.99900001 instead of 0.999).
  */
 import * as tf from '@tensorflow/tfjs';
+import { NativeBackend, nativeKernelActive, registerNativeKernel, typeAttr } from './kernels/tensorflow/binding';
 
 const KERNEL = 'SanaApplyAdamW';
 
@@ -30,28 +31,11 @@ export interface AdamWStep {
   t: number;
 }
 
-/** The part of tfjs-node's backend used here. */
-interface NativeBackend {
-  binding: {
-    TF_ATTR_TYPE: number;
-    TF_ATTR_STRING: number;
-    TF_ATTR_BOOL: number;
-    TF_ATTR_SHAPE: number;
-    TF_FLOAT: number;
-    executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): Array<{ id: number }>;
-    deleteTensor(id: number): void;
-  };
-  write(values: Float32Array, shape: number[], dtype: tf.DataType): tf.DataId;
-  disposeData(dataId: tf.DataId): boolean;
-  getInputTensorIds(inputs: tf.TensorInfo[]): number[];
-  createOutputTensor(metadata: unknown): tf.TensorInfo;
-}
-
 let variableCounter = 0;
 
 function applyAdamW(b: NativeBackend, w: tf.TensorInfo, m: tf.TensorInfo, v: tf.TensorInfo, g: tf.TensorInfo, s: AdamWStep): tf.TensorInfo[] {
   const B = b.binding;
-  const float = (name: string) => ({ name, type: B.TF_ATTR_TYPE, value: B.TF_FLOAT });
+  const float = (name: string) => typeAttr(b, name, 'float32');
   const flag = (name: string, value: boolean) => ({ name, type: B.TF_ATTR_BOOL, value });
   const scalarInfos: tf.TensorInfo[] = [];
   const scalar = (x: number) => {
@@ -104,19 +88,11 @@ function applyAdamW(b: NativeBackend, w: tf.TensorInfo, m: tf.TensorInfo, v: tf.
   }
 }
 
-let registered = false;
-
-/** Registers the native kernel (once; called when the tensorflow backend starts). */
+/** Registers the native kernel (called when the tensorflow backend starts). */
 export function registerNativeAdamW(): void {
-  if (registered) return;
-  registered = true;
-  tf.registerKernel({
-    kernelName: KERNEL,
-    backendName: 'tensorflow',
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const { w, m, v, g } = inputs as Record<'w' | 'm' | 'v' | 'g', tf.TensorInfo>;
-      return applyAdamW(backend as unknown as NativeBackend, w, m, v, g, attrs as unknown as AdamWStep);
-    },
+  registerNativeKernel(KERNEL, (b, inputs, attrs) => {
+    const { w, m, v, g } = inputs as Record<'w' | 'm' | 'v' | 'g', tf.TensorInfo>;
+    return applyAdamW(b, w, m, v, g, attrs as unknown as AdamWStep);
   });
 }
 
@@ -125,7 +101,7 @@ export function registerNativeAdamW(): void {
  * null where the backend has none (the caller then runs the element-wise rule).
  */
 export function fusedAdamW(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, step: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
-  if (!registered || tf.getBackend() !== 'tensorflow') return null;
+  if (!nativeKernelActive(KERNEL)) return null;
   if (![w, m, v, g].every((x) => x.dtype === 'float32' && tf.util.arraysEqual(x.shape, w.shape))) return null;
   return tf.engine().runKernel(KERNEL, { w, m, v, g }, step as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }

@@ -13,18 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../wrap';
-
-/** The part of tfjs-node's backend used here. */
-interface RefCountingBackend {
-  incRef(dataId: tf.DataId): void;
-}
-
-interface NativeBackend {
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number; TF_INT32: number };
-  write(values: Int32Array, shape: number[], dtype: tf.DataType): tf.DataId;
-  disposeData(dataId: tf.DataId): boolean;
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-}
+import { NativeBackend, typeAttr } from './binding';
 
 const int32Constants = new Map<string, tf.TensorInfo>();
 /** A model has a few dozen distinct shapes and axes; past this many (many input sizes), new ones are not kept. */
@@ -56,17 +45,13 @@ function withConstant(backend: NativeBackend, name: string, attrs: unknown[], x:
   }
 }
 
-function typeAttr(backend: NativeBackend, name: string, dtype: tf.DataType): unknown {
-  return { name, type: backend.binding.TF_ATTR_TYPE, value: dtype === 'float32' ? backend.binding.TF_FLOAT : backend.binding.TF_INT32 };
-}
-
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** The input itself as the output: its data gains a reference, so either can be disposed first. */
 function share(x: tf.TensorInfo, backend: unknown): tf.TensorInfo {
-  (backend as RefCountingBackend).incRef(x.dataId);
+  (backend as NativeBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
