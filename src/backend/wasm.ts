@@ -19,6 +19,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as wasmBackend from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels/wasm';
+import { wasmHeap } from './kernels/wasm/heap';
 
 // The module objects themselves (not import namespaces): their members are swapped during start-up.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -120,6 +121,8 @@ export async function configureWasm(options: WasmOptions = {}): Promise<string> 
   } else {
     await start();
   }
+  // The SIMD kernels' helper threads start now, while an event loop can run their start-up.
+  await wasmHeap(tf.engine().findBackend('wasm'))?.ready();
   if (previous && previous !== 'wasm') await tf.setBackend(previous);
   const threads = wasmBackend.getThreadsCount();
   detail = `tfjs-backend-wasm ${wasmBackend.version_wasm}, ${threads} thread${threads === 1 ? '' : 's'}${simd ? ', SIMD' : ''}`;

@@ -141,6 +141,11 @@ export const OP_CASES: OpCase[] = [
   { name: 'matMul broadcast weight transposeB [2,5,7]x[3,7]', inputs: [{ shape: [2, 5, 7] }, { shape: [3, 7] }], f: (a, b) => tf.matMul(a, b, false, true), grad: false },
   { name: 'matMul broadcast lhs transposeA [1,7,5]x[3,7,4]', inputs: [{ shape: [1, 7, 5] }, { shape: [3, 7, 4] }], f: (a, b) => tf.matMul(a, b, true, false), grad: false },
   // (tfjs' cpu kernel gets [2,1] against [1,3] batches wrong, so the reference case broadcasts one side.)
+  // Products large enough to be split over threads (rows, batch entries) with sums past one pass of 256.
+  { name: 'matMul split by rows [70,300]x[300,61]', inputs: [{ shape: [70, 300] }, { shape: [300, 61] }], f: (a, b) => tf.matMul(a, b) },
+  { name: 'matMul split transposeA [300,70]x[300,61]', inputs: [{ shape: [300, 70] }, { shape: [300, 61] }], f: (a, b) => tf.matMul(a, b, true, false), grad: false },
+  { name: 'matMul split by batch [4,40,160]x[4,160,50]', inputs: [{ shape: [4, 40, 160] }, { shape: [4, 160, 50] }], f: (a, b) => tf.matMul(a, b) },
+  { name: 'matMul split broadcast weight [3,41,200]x[200,50]', inputs: [{ shape: [3, 41, 200] }, { shape: [200, 50] }], f: (a, b) => tf.matMul(a, b), grad: false },
   { name: 'matMul broadcast batches [2,3,5,7]x[1,3,4,7]', inputs: [{ shape: [2, 3, 5, 7] }, { shape: [1, 3, 4, 7] }], f: (a, b) => tf.matMul(a, b, false, true), grad: false },
 
   // Convolutions: patch embedding, GLUMBConv (1x1, depthwise 3x3), DC-AE (3x3, stride 2).

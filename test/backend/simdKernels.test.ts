@@ -4,7 +4,7 @@
  * products in both forms and tiled transposes, with sizes off the tile and vector multiples. Also the
  * permutation analysis that decides which transposes they take.
  */
-import { instantiateSimdKernels, SimdKernels, WasmMemory } from '../../src/backend/kernels/wasm/simd/kernels';
+import { compileSimdModule, instantiateSimdKernels, SimdKernels, WasmMemory } from '../../src/backend/kernels/wasm/simd/kernels';
 import { asMatrixTranspose, collapsePermutation } from '../../src/backend/kernels/wasm/transpose';
 
 const api = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory } }).WebAssembly;
@@ -14,20 +14,21 @@ function fill(f: Float32Array, start: number, count: number, seed: number): void
 }
 
 /** Byte addresses on the memory for the three operands of a product (A at 0). */
-const B_AT = 1 << 16;
-const C_AT = 2 << 16;
+const B_AT = 1 << 18;
+const C_AT = 2 << 18;
 
 describe.each([
-  ['shared memory', true],
-  ['unshared memory', false],
-])('SIMD kernels on %s', (_label, shared) => {
+  ['shared memory, fused multiply-adds where available', true, true],
+  ['unshared memory, fused multiply-adds where available', false, true],
+  ['shared memory, separate multiplies and adds', true, false],
+])('SIMD kernels on %s', (_label, shared, fused) => {
   let memory: WasmMemory;
   let k: SimdKernels;
   let f: Float32Array;
 
   beforeAll(() => {
     memory = new api.Memory(shared ? { initial: 16, maximum: 65536, shared: true } : { initial: 16 });
-    const kernels = instantiateSimdKernels(memory);
+    const kernels = instantiateSimdKernels(memory, compileSimdModule(shared, { fusedMultiplyAdd: fused }));
     if (!kernels) throw new Error('WebAssembly SIMD unavailable: Node 20+ has it');
     k = kernels;
     f = new Float32Array(memory.buffer);
@@ -75,7 +76,10 @@ describe.each([
     [1, 4, 32, 64, 32, true],
     [3, 1, 1, 5, 16, true],
     [1, 2, 6, 0, 4, false],
-  ])('bmmAxpy outer %i inner %i: [%i x %i] x [%i x %i], A transposed %s', (outer, inner, M, K, N, aTransposed) => {
+    // Sums longer than one pass (256 terms) are added into the output in further passes.
+    [1, 2, 5, 600, 37, false],
+    [2, 1, 3, 513, 20, true],
+  ])('bmmAxpy outer %i inner %i: [%i x %i] x [K x %i], A transposed %s', (outer, inner, M, K, N, aTransposed) => {
     const batch = outer * inner;
     fill(f, 0, batch * M * K, 1);
     fill(f, B_AT / 4, batch * K * N, 2);

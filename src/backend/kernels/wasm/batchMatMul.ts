@@ -70,17 +70,40 @@ function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB
 }
 
 /**
- * Products per pair (m * k * n multiply-adds) up to which a batch runs in the single-threaded SIMD
- * kernel (~10-25 GFLOP/s) rather than as one XNNPACK call per pair (~40 GFLOP/s on two threads after
- * ~0.25 ms of per-call set-up, operand splitting and stacking).
+ * Without fused multiply-adds (runtimes lacking relaxed SIMD), products per pair (m * k * n
+ * multiply-adds) up to which a batch runs in the SIMD kernel (~10-25 GFLOP/s per thread) rather than
+ * as one XNNPACK call per pair (~40 GFLOP/s on two threads after ~0.25 ms of per-call set-up,
+ * operand splitting and stacking). With them the kernel runs every product (~35-40 GFLOP/s per thread).
  */
 const SIMD_MAX_PAIR_MACS = 1 << 22;
+/** Products (per pair) small enough to read a transposed left operand in place. */
+const SMALL_PAIR_MACS = 1 << 16;
+/** Multiply-adds below which a product stays on the calling thread (waking a helper costs ~20-50 us). */
+const MIN_SPLIT_MACS = 1 << 20;
 
 /**
- * The batched product in the SIMD kernel when the right side is batched, neither batch broadcasts
- * partially (each is the full output batch or a single matrix) and each product is small; else null.
- * A transposed right operand is first transposed into scratch space (contiguous rows keep the kernel
- * at its fast form), except for products with fewer than 4 columns, which use the dot-product form.
+ * Splits `count` items (rows in multiples of `granule`, or batch entries) into at most `parts`
+ * contiguous ranges of near-equal size, as [start, length] pairs.
+ */
+export function splitRange(count: number, parts: number, granule: number): Array<[number, number]> {
+  const units = Math.ceil(count / granule);
+  const per = Math.ceil(units / Math.max(1, Math.min(parts, units)));
+  const ranges: Array<[number, number]> = [];
+  for (let u = 0; u < units; u += per) {
+    const start = u * granule;
+    ranges.push([start, Math.min(count, (u + per) * granule) - start]);
+  }
+  return ranges;
+}
+
+/**
+ * The product in the SIMD kernels, or null where they should not take it. They take it where neither
+ * batch broadcasts partially (each is the full output batch or a single matrix), and either fused
+ * multiply-adds are available (every size) or the right side is batched and each product small.
+ * A transposed left operand is read with strides; a transposed right operand is first transposed into
+ * scratch space (contiguous rows keep the kernel at its fast form), except for products with fewer than
+ * 4 columns, which use the dot-product form. Large products are split over the helper threads by batch
+ * entries or, for a single product, by rows.
  */
 function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): tf.TensorInfo | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
@@ -90,23 +113,38 @@ function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transpo
   const [nA, nB, nOut] = [product(batchA), product(batchB), product(outBatch)];
   const [m, k] = transposeA ? [a.shape[a.shape.length - 1], a.shape[a.shape.length - 2]] : a.shape.slice(-2);
   const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
-  if (nB === 1 || (nA !== 1 && nA !== nOut) || nB !== nOut) return null;
-  if (m * k * n > SIMD_MAX_PAIR_MACS || m * n * k === 0) return null;
+  if ((nA !== 1 && nA !== nOut) || (nB !== 1 && nB !== nOut)) return null;
+  if (!heap.fusedMultiplyAdd && (nB === 1 || m * k * n > SIMD_MAX_PAIR_MACS)) return null;
+  if (m * n * k === 0) return null;
   const out = heap.alloc([...outBatch, m, n]);
-  const [aAddr, outAddr] = [heap.address(a), heap.address(out)];
+  const outAddr = heap.address(out);
   const strideA = nA > 1 ? 4 * m * k : 0;
-  const [sAm, sAk] = transposeA ? [4, 4 * m] : [4 * k, 4];
+  const strideB = nB > 1 ? 4 * k * n : 0;
+  const split = nOut * m * k * n >= MIN_SPLIT_MACS ? heap.threads : 1;
   if (transposeB && n < 4 && !transposeA) {
-    heap.kernels.bmmDot(aAddr, heap.address(b), outAddr, 1, nOut, m, k, n, 0, strideA, sAm, 0, 4 * k * n, 4 * k, 0, 4 * m * n, 4 * n);
+    const parts = splitRange(nOut, split, 1).map(([i, count]) => [heap.address(a) + i * strideA, heap.address(b) + i * strideB, outAddr + 4 * i * m * n, 1, count, m, k, n, 0, strideA, 4 * k, 0, strideB, 4 * k, 0, 4 * m * n, 4 * n]);
+    heap.runParts('bmmDot', parts);
     return out;
   }
-  const scratch = transposeB ? heap.alloc([nB, k, n]) : null;
+  // Transposed operands are copied to row-major form first: reading a transposed left operand in
+  // place (column by column) ran ~1.4x slower than the copy plus the product, once it is large.
+  const copyA = transposeA && (!heap.fusedMultiplyAdd || m * k * n > SMALL_PAIR_MACS) ? heap.alloc([nA, m, k]) : null;
+  const copyB = transposeB ? heap.alloc([nB, k, n]) : null;
   try {
-    if (scratch) heap.kernels.transpose(heap.address(b), heap.address(scratch), nB, n, k);
-    const bAddr = heap.address(scratch ?? b);
-    heap.kernels.bmmAxpy(aAddr, bAddr, outAddr, 1, nOut, m, k, n, 0, strideA, sAm, sAk, 0, 4 * k * n, 4 * n, 0, 4 * m * n, 4 * n);
+    if (copyA) heap.kernels.transpose(heap.address(a), heap.address(copyA), nA, k, m);
+    if (copyB) heap.kernels.transpose(heap.address(b), heap.address(copyB), nB, n, k);
+    const aAddr = heap.address(copyA ?? a);
+    const bAddr = heap.address(copyB ?? b);
+    const [sAm, sAk] = transposeA && !copyA ? [4, 4 * m] : [4 * k, 4];
+    // A batch of untransposed left matrices against one right matrix is one taller matrix.
+    const [rows, batch] = nB === 1 && nA > 1 && sAk === 4 ? [nA * m, 1] : [m, nOut];
+    const parts = batch >= split
+      ? splitRange(batch, split, 1).map(([i, count]) => [aAddr + i * strideA, bAddr + i * strideB, outAddr + 4 * i * m * n, 1, count, rows, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n])
+      : splitRange(rows, split, 2).map(([r, count]) => [aAddr + r * sAm, bAddr, outAddr + 4 * r * n, 1, batch, count, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n]);
+    heap.runParts('bmmAxpy', parts);
   } finally {
-    if (scratch) heap.free(scratch);
+    if (copyA) heap.free(copyA);
+    if (copyB) heap.free(copyB);
   }
   return out;
 }

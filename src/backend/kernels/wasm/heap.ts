@@ -3,7 +3,9 @@
  * space, and the SIMD kernels compiled against its memory (once per backend instance).
  */
 import * as tf from '@tensorflow/tfjs';
-import { SimdKernels, WasmMemory, instantiateSimdKernels } from './simd/kernels';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { HelperThreads } from './simd/helperThreads';
+import { SimdKernels, WasmMemory, compileSimdModule, instantiateSimdKernels, isSharedMemory } from './simd/kernels';
 
 /** The part of tfjs-backend-wasm's backend used here. */
 interface WasmBackendInternals {
@@ -15,6 +17,14 @@ interface WasmBackendInternals {
 
 export interface Heap {
   kernels: SimdKernels;
+  /** Whether the product kernels fuse multiply-adds (then they outrun XNNPACK's GEMM per thread). */
+  fusedMultiplyAdd: boolean;
+  /** Threads `runParts` spreads over: the backend's thread count on a shared heap, else 1. */
+  threads: number;
+  /** Runs kernel `name` once per argument list, concurrently on up to `threads` threads. */
+  runParts(name: keyof SimdKernels, parts: number[][]): void;
+  /** Resolves once the helper threads (if any) take parts. */
+  ready(): Promise<void>;
   /** Byte address of a tensor's data. */
   address(info: tf.TensorInfo): number;
   /** A new tensor of the backend (uninitialised), returned by the kernel or released with `free`. */
@@ -30,9 +40,20 @@ export function wasmHeap(backend: unknown): Heap | null {
   const known = heaps.get(b);
   if (known !== undefined) return known;
   const memory = b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
-  const kernels = memory ? instantiateSimdKernels(memory) : null;
-  const heap: Heap | null = kernels && {
+  const module = memory ? compileSimdModule(isSharedMemory(memory)) : null;
+  const kernels = memory && module ? instantiateSimdKernels(memory, module) : null;
+  const helperCount = memory && isSharedMemory(memory) ? getThreadsCount() - 1 : 0;
+  const helpers = kernels && module && memory && helperCount > 0 ? new HelperThreads(module, memory, Object.keys(kernels), helperCount) : null;
+  const heap: Heap | null = kernels && module && {
     kernels,
+    fusedMultiplyAdd: module.fusedMultiplyAdd,
+    threads: helpers?.threads ?? 1,
+    ready: async () => helpers?.ready(),
+    runParts(name, parts) {
+      const here = (args: number[]) => (kernels[name] as (...a: number[]) => void)(...args);
+      if (helpers && parts.length > 1) helpers.run(name, parts, here);
+      else parts.forEach(here);
+    },
     address(info) {
       const data = b.dataIdMap.get(info.dataId);
       if (!data) throw new Error('wasm heap: tensor data not found on the backend (disposed?)');

@@ -127,6 +127,11 @@ export class FunctionBuilder {
   f32x4Lane(lane: number): this { return this.simd(0x1f, lane); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  /**
+   * [a, b, c] -> a * b + c, fused or not as the hardware does it (relaxed SIMD: results may differ in
+   * the last bit between machines, never between runs on one).
+   */
+  f32x4RelaxedMadd(): this { return this.simd(0x105); }
 
   // Control.
   block(body: () => void): this {

@@ -21,6 +21,12 @@ import { FunctionBuilder, assembleModule } from './assembler';
 const c = (n: number) => ({ c: n });
 /** Source rows per band of the transpose: its 4 x 4 blocks then fill whole 64-byte output lines. */
 const BAND = 16;
+/**
+ * Terms of a product summed per pass over a column strip: the strip of B they read (256 rows x 64
+ * bytes) stays in the L1 cache while every row tile of A passes; longer sums (1024 tokens in a weight
+ * gradient) add further passes into C.
+ */
+const K_BLOCK = 256;
 
 /**
  * transpose(src, dst, batch, rows, cols): dst[b][j][i] = src[b][i][j] for 32-bit elements (byte
@@ -71,6 +77,12 @@ function transposeKernel(): FunctionBuilder {
   return f;
 }
 
+/** acc += x * y on f32x4 locals: one fused instruction where `fma`, else a multiply and an add. */
+function multiplyAdd(f: FunctionBuilder, fma: boolean, acc: number, x: number, y: number): void {
+  if (fma) f.get(x).get(y).get(acc).f32x4RelaxedMadd().set(acc);
+  else f.get(acc).get(x).get(y).f32x4Mul().f32x4Add().set(acc);
+}
+
 /**
  * Shared prologue of the batched products: the two batch loops (outer, inner), each operand's base
  * address advanced by its byte strides; `body(aBase, bBase, cBase)` runs once per product.
@@ -95,10 +107,10 @@ function batchLoops(f: FunctionBuilder, p: { a: number; b: number; c: number; ou
  * (A[m, k] broadcast times four vectors of B's row k), then 1-row and 4-column tiles for the edges,
  * and single columns past a multiple of 4.
  */
-function bmmAxpyKernel(): FunctionBuilder {
+function bmmAxpyKernel(fma: boolean): FunctionBuilder {
   const f = new FunctionBuilder('bmmAxpy', 18);
   const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm] = Array.from({ length: 18 }, (_, i) => i);
-  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp] = Array.from({ length: 10 }, () => f.i32());
+  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp, cp1, k0, kEnd, kPasses] = Array.from({ length: 14 }, () => f.i32());
   const acc = Array.from({ length: 8 }, () => f.v128());
   const bv = Array.from({ length: 4 }, () => f.v128());
   const [a0, a1] = [f.v128(), f.v128()];
@@ -106,31 +118,36 @@ function bmmAxpyKernel(): FunctionBuilder {
   f.get(M).const(-2).and().set(m2);
   f.get(N).const(-16).and().set(n16);
   f.get(N).const(-4).and().set(n4);
-  /** C[m .. m+rows, n .. n+4*vecs] for the current batch. */
+  f.get(K).const(1).get(K).select().set(kPasses);
+  /** C[m .. m+rows, n .. n+4*vecs] += the terms k0 .. kEnd (set rather than added when k0 is 0). */
   const tile = (aB: number, bB: number, cB: number, rows: 1 | 2, vecs: 1 | 4) => {
+    f.get(cB).get(m).get(sCm).mul().add().get(n).const(2).shl().add().tee(cp).get(sCm).add().set(cp1);
     for (let i = 0; i < rows * vecs; i++) f.v128Zero().set(acc[i]);
-    f.get(aB).get(m).get(sAm).mul().add().tee(ap0).get(sAm).add().set(ap1);
-    f.get(bB).get(n).const(2).shl().add().set(bp);
-    f.for(k, c(0), K, c(1), () => {
+    f.get(k0).when(() => {
+      for (let r = 0; r < rows; r++) for (let v = 0; v < vecs; v++) f.get(r === 0 ? cp : cp1).v128Load(16 * v).set(acc[r * vecs + v]);
+    });
+    f.get(aB).get(m).get(sAm).mul().add().get(k0).get(sAk).mul().add().tee(ap0).get(sAm).add().set(ap1);
+    f.get(bB).get(n).const(2).shl().add().get(k0).get(sBk).mul().add().set(bp);
+    f.for(k, k0, kEnd, c(1), () => {
       for (let v = 0; v < vecs; v++) f.get(bp).v128Load(16 * v).set(bv[v]);
       f.get(ap0).f32Load().f32x4Splat().set(a0);
       if (rows === 2) f.get(ap1).f32Load().f32x4Splat().set(a1);
       for (let r = 0; r < rows; r++) {
-        for (let v = 0; v < vecs; v++) f.get(acc[r * vecs + v]).get(r === 0 ? a0 : a1).get(bv[v]).f32x4Mul().f32x4Add().set(acc[r * vecs + v]);
+        for (let v = 0; v < vecs; v++) multiplyAdd(f, fma, acc[r * vecs + v], r === 0 ? a0 : a1, bv[v]);
       }
       f.inc(ap0, sAk).inc(ap1, sAk).inc(bp, sBk);
     });
-    f.get(cB).get(m).get(sCm).mul().add().get(n).const(2).shl().add().set(cp);
-    for (let r = 0; r < rows; r++) {
-      for (let v = 0; v < vecs; v++) f.get(cp).get(acc[r * vecs + v]).v128Store(16 * v);
-      if (r + 1 < rows) f.inc(cp, sCm);
-    }
+    for (let r = 0; r < rows; r++) for (let v = 0; v < vecs; v++) f.get(r === 0 ? cp : cp1).get(acc[r * vecs + v]).v128Store(16 * v);
   };
   batchLoops(f, { a, b, c: cc, outer, inner, sA: [sA1, sA2], sB: [sB1, sB2], sC: [sC1, sC2] }, (aB, bB, cB) => {
     for (const [from, to, step, vecs] of [[null, n16, 16, 4], [n16, n4, 4, 1]] as const) {
       f.for(n, from === null ? c(0) : from, to, c(step), () => {
-        f.for(m, c(0), m2, c(2), () => tile(aB, bB, cB, 2, vecs));
-        f.for(m, m2, M, c(1), () => tile(aB, bB, cB, 1, vecs));
+        // At least one pass, so that K = 0 writes zeros.
+        f.for(k0, c(0), kPasses, c(K_BLOCK), () => {
+          f.get(k0).const(K_BLOCK).add().get(K).get(k0).const(K_BLOCK).add().get(K).ltU().select().set(kEnd);
+          f.for(m, c(0), m2, c(2), () => tile(aB, bB, cB, 2, vecs));
+          f.for(m, m2, M, c(1), () => tile(aB, bB, cB, 1, vecs));
+        });
       });
     }
     // Columns past the last multiple of 4, one dot product each.
@@ -155,7 +172,7 @@ function bmmAxpyKernel(): FunctionBuilder {
  * C[m, n] = dot(A[m, :], B[n, :]) (B given transposed), strides in bytes, A's and B's rows and C's
  * rows contiguous. Four partial sums over k, added at the end.
  */
-function bmmDotKernel(): FunctionBuilder {
+function bmmDotKernel(fma: boolean): FunctionBuilder {
   const f = new FunctionBuilder('bmmDot', 17);
   const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sB1, sB2, sBn, sC1, sC2, sCm] = Array.from({ length: 17 }, (_, i) => i);
   const [m, n, q, r, ap, bp, cp, end4, end, k4, kb] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
@@ -174,7 +191,9 @@ function bmmDotKernel(): FunctionBuilder {
         f.v128Zero().set(acc);
         f.get(bp).set(r);
         f.for(q, ap, end4, c(16), () => {
-          f.get(acc).get(q).v128Load().get(r).v128Load().f32x4Mul().f32x4Add().set(acc);
+          f.get(q).v128Load().get(r).v128Load();
+          if (fma) f.get(acc).f32x4RelaxedMadd().set(acc);
+          else f.f32x4Mul().get(acc).f32x4Add().set(acc);
           f.inc(r, c(16));
         });
         f.get(acc).f32x4Lane(0).get(acc).f32x4Lane(1).f32Add().get(acc).f32x4Lane(2).get(acc).f32x4Lane(3).f32Add().f32Add().set(s);
@@ -259,17 +278,61 @@ export interface SimdKernels {
   depthwiseFilterGrad(...args: number[]): void;
 }
 
+/** The kernels' module: its binary (to instantiate on other threads too) and whether it fuses multiply-adds. */
+export interface SimdModule {
+  readonly bytes: Uint8Array;
+  /** True where the products use relaxed SIMD's fused multiply-add (one rounding per step). */
+  readonly fusedMultiplyAdd: boolean;
+}
+
 /**
- * Compiles the kernels against `memory` (the wasm backend's heap). Returns null where the runtime has
- * no WebAssembly SIMD; callers then keep the stock kernels.
+ * V8 11 (Node 20) validates relaxed SIMD only behind a flag; V8 12 (Node 22) has it on by default. The
+ * flag only changes what new modules may contain, so turning it on at run time is safe.
  */
-export function instantiateSimdKernels(memory: WasmMemory): SimdKernels | null {
-  const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+function enableRelaxedSimd(): void {
+  try {
+    (require('v8') as typeof import('v8')).setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    // Not V8: the plain module is used.
+  }
+}
+
+function webAssembly(): WebAssemblyApi | undefined {
+  return (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+}
+
+/**
+ * Assembles the kernels for a shared or unshared memory: with fused multiply-adds where the runtime
+ * accepts relaxed SIMD (unless `fusedMultiplyAdd` is false), else with separate multiplies and adds.
+ * Null where the runtime has no WebAssembly SIMD at all.
+ */
+export function compileSimdModule(shared: boolean, options: { fusedMultiplyAdd?: boolean } = {}): SimdModule | null {
+  const api = webAssembly();
   if (!api) return null;
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   // A shared memory import must state a maximum no smaller than the memory's own: wasm32's 4 GiB.
-  const bytes = assembleModule([transposeKernel(), bmmAxpyKernel(), bmmDotKernel(), depthwiseFilterGradKernel()], { shared, maxPages: shared ? 65536 : undefined });
-  if (!api.validate(bytes)) return null;
-  const instance = new api.Instance(new api.Module(bytes), { env: { memory } });
+  const build = (fma: boolean) => assembleModule([transposeKernel(), bmmAxpyKernel(fma), bmmDotKernel(fma), depthwiseFilterGradKernel()], { shared, maxPages: shared ? 65536 : undefined });
+  if (options.fusedMultiplyAdd !== false) {
+    const bytes = build(true);
+    if (!api.validate(bytes)) enableRelaxedSimd();
+    if (api.validate(bytes)) return { bytes, fusedMultiplyAdd: true };
+  }
+  const bytes = build(false);
+  return api.validate(bytes) ? { bytes, fusedMultiplyAdd: false } : null;
+}
+
+/** Whether `memory` is a shared (threads) memory. */
+export function isSharedMemory(memory: WasmMemory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+}
+
+/**
+ * Instantiates the kernels against `memory` (the wasm backend's heap), from `module` or a module
+ * compiled for it. Returns null where the runtime has no WebAssembly SIMD; callers then keep the
+ * stock kernels.
+ */
+export function instantiateSimdKernels(memory: WasmMemory, module: SimdModule | null = compileSimdModule(isSharedMemory(memory))): SimdKernels | null {
+  const api = webAssembly();
+  if (!api || !module) return null;
+  const instance = new api.Instance(new api.Module(module.bytes), { env: { memory } });
   return instance.exports as unknown as SimdKernels;
 }
