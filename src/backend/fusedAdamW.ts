@@ -1,7 +1,10 @@
 /**
- * One AdamW update of a weight and its two moments as a single TensorFlow kernel on the native
- * backend. The element-wise formulation issues ~14 full passes over the weights (~45 ms per step for
- * 4M float32 values here, a tenth of a bench training step); TensorFlow's `ResourceApplyAdam` does
+ * One AdamW update of a weight and its two moments as a single kernel: here the native backend's
+ * (TensorFlow), and the entry point `fusedAdamW` for every backend that registers the kernel (wasm:
+ * kernels/wasm/adamW.ts, the element-wise rule's arithmetic exactly).
+ *
+ * On the native backend: the element-wise formulation issues ~14 full passes over the weights (~45
+ * ms per step for 4M float32 values here, a tenth of a bench training step); TensorFlow's `ResourceApplyAdam` does
  * the moment and weight updates in one vectorised pass (~12 ms). It works on resource variables, so
  * the kernel wraps the three tensors in temporary variables, applies the update and reads them back;
  * TensorFlow copies a buffer before updating it in place whenever anything else still references it,
@@ -17,9 +20,11 @@
  * TensorFlow forms in float32 (see below; as if beta2 were 0.99900001 instead of 0.999).
  */
 import * as tf from '@tensorflow/tfjs';
-import { NativeBackend, nativeKernelActive, registerNativeKernel, typeAttr } from './kernels/tensorflow/binding';
+import { NativeBackend, registerNativeKernel, typeAttr } from './kernels/tensorflow/binding';
 
-const KERNEL = 'SanaApplyAdamW';
+/** The kernel's name; wasm registers its own (kernels/wasm/adamW.ts). */
+export const ADAMW_KERNEL = 'SanaApplyAdamW';
+const KERNEL = ADAMW_KERNEL;
 
 export interface AdamWStep {
   lr: number;
@@ -98,10 +103,10 @@ export function registerNativeAdamW(): void {
 
 /**
  * [w, m, v] after one AdamW step with gradient g (all float32, same shape) as one fused kernel, or
- * null where the backend has none (the caller then runs the element-wise rule).
+ * null where the current backend has none (the caller then runs the element-wise rule).
  */
 export function fusedAdamW(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, step: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
-  if (!nativeKernelActive(KERNEL)) return null;
+  if (!tf.getKernel(KERNEL, tf.getBackend())) return null;
   if (![w, m, v, g].every((x) => x.dtype === 'float32' && tf.util.arraysEqual(x.shape, w.shape))) return null;
   return tf.engine().runKernel(KERNEL, { w, m, v, g }, step as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }

@@ -19,6 +19,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as wasmBackend from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './kernels/wasm';
+import { registerWasmAdamW } from './kernels/wasm/adamW';
 import { wasmHeap } from './kernels/wasm/heap';
 
 // The module objects themselves (not import namespaces): their members are swapped during start-up.
@@ -122,7 +123,9 @@ export async function configureWasm(options: WasmOptions = {}): Promise<string> 
     await start();
   }
   // The SIMD kernels' helper threads start now, while an event loop can run their start-up.
-  await wasmHeap(tf.engine().findBackend('wasm'))?.ready();
+  const started = tf.engine().findBackend('wasm');
+  await wasmHeap(started)?.ready();
+  registerWasmAdamW(started);
   if (previous && previous !== 'wasm') await tf.setBackend(previous);
   const threads = wasmBackend.getThreadsCount();
   detail = `tfjs-backend-wasm ${wasmBackend.version_wasm}, ${threads} thread${threads === 1 ? '' : 's'}${simd ? ', SIMD' : ''}`;

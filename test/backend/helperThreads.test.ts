@@ -2,7 +2,7 @@
  * The helper threads that run SIMD kernel calls alongside the calling thread on a shared memory
  * (src/backend/kernels/wasm/simd/helperThreads.ts), and the splitting of products into parts.
  */
-import { splitRange } from '../../src/backend/kernels/wasm/batchMatMul';
+import { splitRange } from '../../src/backend/kernels/wasm/heap';
 import { HelperThreads } from '../../src/backend/kernels/wasm/simd/helperThreads';
 import { SimdKernels, WasmMemory, compileSimdModule, instantiateSimdKernels } from '../../src/backend/kernels/wasm/simd/kernels';
 

@@ -16,8 +16,8 @@
  * step issues ~20 kernels per bucket instead of ~14 per parameter; on native TensorFlow each kernel
  * costs tens of microseconds however small, which made the per-parameter update a fifth of a
  * training step for a 100-tensor model. There the rule itself runs as one fused kernel (see
- * `fusedAdamW`: TensorFlow's Adam update, the same formulas up to float32 rounding), per bucket and
- * per parameter alike.
+ * `fusedAdamW`: TensorFlow's Adam update, the same formulas up to float32 rounding; on wasm a SIMD
+ * kernel with the element-wise rule's arithmetic), per bucket and per parameter alike.
  */
 import { tf, fusedAdamW, Tensor } from '../../backend';
 import { Parameter } from '../../nn/module';

@@ -13,7 +13,7 @@
  * Without wasm SIMD, short wide products stay with the original batched loop.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Heap, wasmHeap } from './heap';
+import { Heap, splitRange, wasmHeap } from './heap';
 import { OriginalKernel, asTensor, wrapWasmKernel } from './replace';
 
 const KERNEL = 'BatchMatMul';
@@ -80,21 +80,6 @@ const SIMD_MAX_PAIR_MACS = 1 << 22;
 const SMALL_PAIR_MACS = 1 << 16;
 /** Multiply-adds below which a product stays on the calling thread (waking a helper costs ~20-50 us). */
 const MIN_SPLIT_MACS = 1 << 20;
-
-/**
- * Splits `count` items (rows in multiples of `granule`, or batch entries) into at most `parts`
- * contiguous ranges of near-equal size, as [start, length] pairs.
- */
-export function splitRange(count: number, parts: number, granule: number): Array<[number, number]> {
-  const units = Math.ceil(count / granule);
-  const per = Math.ceil(units / Math.max(1, Math.min(parts, units)));
-  const ranges: Array<[number, number]> = [];
-  for (let u = 0; u < units; u += per) {
-    const start = u * granule;
-    ranges.push([start, Math.min(count, (u + per) * granule) - start]);
-  }
-  return ranges;
-}
 
 /**
  * The product in the SIMD kernels, or null where they should not take it. They take it where neither

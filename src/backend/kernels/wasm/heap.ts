@@ -65,3 +65,18 @@ export function wasmHeap(backend: unknown): Heap | null {
   heaps.set(b, heap);
   return heap;
 }
+
+/**
+ * Splits `count` items (rows in multiples of `granule`, or batch entries) into at most `parts`
+ * contiguous ranges of near-equal size, as [start, length] pairs.
+ */
+export function splitRange(count: number, parts: number, granule: number): Array<[number, number]> {
+  const units = Math.ceil(count / granule);
+  const per = Math.ceil(units / Math.max(1, Math.min(parts, units)));
+  const ranges: Array<[number, number]> = [];
+  for (let u = 0; u < units; u += per) {
+    const start = u * granule;
+    ranges.push([start, Math.min(count, (u + per) * granule) - start]);
+  }
+  return ranges;
+}

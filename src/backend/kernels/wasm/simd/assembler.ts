@@ -110,7 +110,12 @@ export class FunctionBuilder {
   f32Load(offset = 0): this { return this.op(0x2a, 2, ...uleb(offset)); }
   f32Store(offset = 0): this { return this.op(0x38, 2, ...uleb(offset)); }
   f32Add(): this { return this.op(0x92); }
+  f32Sub(): this { return this.op(0x93); }
   f32Mul(): this { return this.op(0x94); }
+  f32Div(): this { return this.op(0x95); }
+  f32Sqrt(): this { return this.op(0x91); }
+  /** The i32 on the stack read as the bits of an f32 (how f32 arguments reach these i32-only functions). */
+  f32FromBits(): this { return this.op(0xbe); }
   f32Zero(): this { return this.op(0x43, 0, 0, 0, 0); }
   i32Load(offset = 0): this { return this.op(0x28, 2, ...uleb(offset)); }
   i32Store(offset = 0): this { return this.op(0x36, 2, ...uleb(offset)); }
@@ -126,7 +131,10 @@ export class FunctionBuilder {
   }
   f32x4Lane(lane: number): this { return this.simd(0x1f, lane); }
   f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4Div(): this { return this.simd(0xe7); }
+  f32x4Sqrt(): this { return this.simd(0xe3); }
   /**
    * [a, b, c] -> a * b + c, fused or not as the hardware does it (relaxed SIMD: results may differ in
    * the last bit between machines, never between runs on one).

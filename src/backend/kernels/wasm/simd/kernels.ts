@@ -258,6 +258,55 @@ function depthwiseFilterGradKernel(): FunctionBuilder {
   return f;
 }
 
+/**
+ * adamW(w, m, v, g, wOut, mOut, vOut, count, decay, lerpFromG, lerpScale, beta2, oneMinusBeta2,
+ * sqrtBc2, eps, negStep): one AdamW step over `count` float32 values in one pass (four at a time, then
+ * the rest one by one), each value by the element-wise rule's operations in its order, so that the
+ * results are the same to the bit:
+ *   m' = (lerpFromG ? g : m) + (g - m) * lerpScale        (torch's lerp towards g)
+ *   v' = v * beta2 + (g * oneMinusBeta2) * g
+ *   w' = w * decay + (m' * negStep) / (sqrt(v') / sqrtBc2 + eps)
+ * The f32 arguments arrive as their bits (i32); lerpFromG is 0 or 1. Outputs may not overlap inputs
+ * other than their own (wOut = w is fine).
+ */
+function adamWKernel(): FunctionBuilder {
+  const f = new FunctionBuilder('adamW', 16);
+  const [w, m, v, g, wo, mo, vo, count, ...bits] = Array.from({ length: 16 }, (_, i) => i);
+  const [fromG] = bits.splice(1, 1);
+  const [i, end4, end] = [f.i32(), f.i32(), f.i32()];
+  const scalars = bits.map(() => f.f32()); // decay, lerpScale, beta2, oneMinusBeta2, sqrtBc2, eps, negStep
+  const splats = bits.map(() => f.v128());
+  bits.forEach((b, k) => {
+    f.get(b).f32FromBits().tee(scalars[k]).f32x4Splat().set(splats[k]);
+  });
+  const [gv, mv, mNew, vNew] = [f.v128(), f.v128(), f.v128(), f.v128()];
+  const [gs, ms, mNs, vNs] = [f.f32(), f.f32(), f.f32(), f.f32()];
+  f.get(count).const(2).shl().set(end);
+  f.get(count).const(-4).and().const(2).shl().set(end4);
+  const pass = (vector: boolean) => {
+    const [load, store, add, sub, mul, div, sqrt] = vector
+      ? [() => f.v128Load(), () => f.v128Store(), () => f.f32x4Add(), () => f.f32x4Sub(), () => f.f32x4Mul(), () => f.f32x4Div(), () => f.f32x4Sqrt()]
+      : [() => f.f32Load(), () => f.f32Store(), () => f.f32Add(), () => f.f32Sub(), () => f.f32Mul(), () => f.f32Div(), () => f.f32Sqrt()];
+    const [decay, scale, beta2, omb2, sqrtBc2, eps, negStep] = vector ? splats : scalars;
+    const [gx, mx, mN, vN] = vector ? [gv, mv, mNew, vNew] : [gs, ms, mNs, vNs];
+    const at = (base: number) => f.get(base).get(i).add();
+    at(g); load(); f.set(gx);
+    at(m); load(); f.set(mx);
+    f.get(gx).get(mx).get(fromG).select().get(gx).get(mx);
+    sub(); f.get(scale); mul(); add(); f.set(mN);
+    at(mo); f.get(mN); store();
+    at(v); load(); f.get(beta2); mul(); f.get(gx).get(omb2); mul(); f.get(gx); mul(); add(); f.set(vN);
+    at(vo); f.get(vN); store();
+    at(wo);
+    at(w); load(); f.get(decay); mul();
+    f.get(mN).get(negStep); mul(); f.get(vN); sqrt(); f.get(sqrtBc2); div(); f.get(eps); add(); div();
+    add(); store();
+  };
+  f.for(i, c(0), end4, c(16), () => pass(true));
+  f.for(i, end4, end, c(4), () => pass(false));
+  return f;
+}
+
 /** A WebAssembly.Memory (the type libraries this package compiles with do not declare the WebAssembly API). */
 export interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
@@ -276,6 +325,7 @@ export interface SimdKernels {
   bmmAxpy(...args: number[]): void;
   bmmDot(...args: number[]): void;
   depthwiseFilterGrad(...args: number[]): void;
+  adamW(...args: number[]): void;
 }
 
 /** The kernels' module: its binary (to instantiate on other threads too) and whether it fuses multiply-adds. */
@@ -310,7 +360,7 @@ export function compileSimdModule(shared: boolean, options: { fusedMultiplyAdd?:
   const api = webAssembly();
   if (!api) return null;
   // A shared memory import must state a maximum no smaller than the memory's own: wasm32's 4 GiB.
-  const build = (fma: boolean) => assembleModule([transposeKernel(), bmmAxpyKernel(fma), bmmDotKernel(fma), depthwiseFilterGradKernel()], { shared, maxPages: shared ? 65536 : undefined });
+  const build = (fma: boolean) => assembleModule([transposeKernel(), bmmAxpyKernel(fma), bmmDotKernel(fma), depthwiseFilterGradKernel(), adamWKernel()], { shared, maxPages: shared ? 65536 : undefined });
   if (options.fusedMultiplyAdd !== false) {
     const bytes = build(true);
     if (!api.validate(bytes)) enableRelaxedSimd();
