@@ -102,7 +102,8 @@ async function withThreadShims<T>(threads: number, start: () => Promise<T>): Pro
 
 /**
  * Starts the wasm backend with threads and registers the composite kernels; returns a detail for the
- * start-up line (`tfjs-backend-wasm 4.22.0, 2 threads, SIMD`). Leaves the current backend as it was.
+ * start-up line (`tfjs-backend-wasm 4.22.0, 2 threads, SIMD, FMA`: FMA where the products and AdamW run
+ * in this package's relaxed-SIMD kernels). Leaves the current backend as it was.
  * Idempotent: thread options only take effect on the first call.
  */
 export async function configureWasm(options: WasmOptions = {}): Promise<string> {
@@ -124,10 +125,11 @@ export async function configureWasm(options: WasmOptions = {}): Promise<string> 
   }
   // The SIMD kernels' helper threads start now, while an event loop can run their start-up.
   const started = tf.engine().findBackend('wasm');
-  await wasmHeap(started)?.ready();
+  const heap = wasmHeap(started);
+  await heap?.ready();
   registerWasmAdamW(started);
   if (previous && previous !== 'wasm') await tf.setBackend(previous);
   const threads = wasmBackend.getThreadsCount();
-  detail = `tfjs-backend-wasm ${wasmBackend.version_wasm}, ${threads} thread${threads === 1 ? '' : 's'}${simd ? ', SIMD' : ''}`;
+  detail = `tfjs-backend-wasm ${wasmBackend.version_wasm}, ${threads} thread${threads === 1 ? '' : 's'}${simd ? ', SIMD' : ''}${heap?.fusedMultiplyAdd ? ', FMA' : ''}`;
   return detail;
 }

@@ -79,6 +79,8 @@ describe.each([
     // Sums longer than one pass (256 terms) are added into the output in further passes.
     [1, 2, 5, 600, 37, false],
     [2, 1, 3, 513, 20, true],
+    // Rows in blocks of 128, the last one odd.
+    [1, 1, 301, 40, 21, false],
   ])('bmmAxpy outer %i inner %i: [%i x %i] x [K x %i], A transposed %s', (outer, inner, M, K, N, aTransposed) => {
     const batch = outer * inner;
     fill(f, 0, batch * M * K, 1);

@@ -1,15 +1,18 @@
 /**
  * `BatchMatMul` on wasm, routed to fast code: tfjs-backend-wasm 4.22's kernel calls XNNPACK's GEMM
  * only for a single matrix pair without transposes; with a transpose flag or a batch it falls back to
- * a scalar loop (~1-4 GFLOP/s against ~40-80 for the GEMM). Here:
- *  - a batch of small products against a batch of right-hand matrices (the per-head products of
- *    attention: [32, 256, 32] x [32, 32, 32], K^T V as [32, 32, 256] x [32, 256, 32], ...) runs as
- *    the strided SIMD kernel of ./simd on the operands as they lie, transposed or not: one call for the
- *    whole batch (K^T V went from ~10 ms to ~1 ms);
- *  - a batch against one shared matrix is folded into a single GEMM (rows of the batched side are
- *    stacked: [B*m, k] x [k, n], or columns when the batched side is on the right);
- *  - larger distinct pairs run one GEMM each;
- *  - transposes are materialised first (the tiled Transpose of ./transpose).
+ * a scalar loop (~1-4 GFLOP/s against ~40 for the GEMM on two threads). Here:
+ *  - where the runtime has relaxed SIMD (fused multiply-add), every float32 product runs in the SIMD
+ *    kernel of ./simd (~35-40 GFLOP/s per thread, XNNPACK's 4.22 build reaches ~20 per thread),
+ *    split over the helper threads by batch entries or rows; transposed operands are copied to
+ *    row-major form by the SIMD transpose first (small left operands are read in place);
+ *  - otherwise a batch of small products against a batch of right-hand matrices (the per-head
+ *    products of attention: [32, 256, 32] x [32, 32, 32], K^T V as [32, 32, 256] x [32, 256, 32],
+ *    ...) runs in the same kernel without fused multiply-adds, one call for the whole batch (K^T V
+ *    went from ~10 ms to ~1 ms), and the rest goes to XNNPACK: a batch against one shared matrix
+ *    folded into a single GEMM (rows of the batched side stacked: [B*m, k] x [k, n], or columns when
+ *    the batched side is on the right), larger distinct pairs one GEMM each, transposes materialised
+ *    first (the tiled Transpose of ./transpose).
  * Without wasm SIMD, short wide products stay with the original batched loop.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -85,8 +88,8 @@ const MIN_SPLIT_MACS = 1 << 20;
  * The product in the SIMD kernels, or null where they should not take it. They take it where neither
  * batch broadcasts partially (each is the full output batch or a single matrix), and either fused
  * multiply-adds are available (every size) or the right side is batched and each product small.
- * A transposed left operand is read with strides; a transposed right operand is first transposed into
- * scratch space (contiguous rows keep the kernel at its fast form), except for products with fewer than
+ * Transposed operands are first transposed into scratch space (contiguous rows keep the kernel at its
+ * fast form), except a small transposed left operand, read with strides, and products with fewer than
  * 4 columns, which use the dot-product form. Large products are split over the helper threads by batch
  * entries or, for a single product, by rows.
  */

@@ -27,6 +27,11 @@ const BAND = 16;
  * gradient) add further passes into C.
  */
 const K_BLOCK = 256;
+/**
+ * Rows of A per block: its K_BLOCK-term slices (128 x 1 KB) stay in the L2 cache while every column
+ * strip of B passes over them, instead of all of A streaming in again for each strip.
+ */
+const M_BLOCK = 128;
 
 /**
  * transpose(src, dst, batch, rows, cols): dst[b][j][i] = src[b][i][j] for 32-bit elements (byte
@@ -110,12 +115,11 @@ function batchLoops(f: FunctionBuilder, p: { a: number; b: number; c: number; ou
 function bmmAxpyKernel(fma: boolean): FunctionBuilder {
   const f = new FunctionBuilder('bmmAxpy', 18);
   const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm] = Array.from({ length: 18 }, (_, i) => i);
-  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp, cp1, k0, kEnd, kPasses] = Array.from({ length: 14 }, () => f.i32());
+  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp, cp1, k0, kEnd, kPasses, mb, mEnd] = Array.from({ length: 16 }, () => f.i32());
   const acc = Array.from({ length: 8 }, () => f.v128());
   const bv = Array.from({ length: 4 }, () => f.v128());
   const [a0, a1] = [f.v128(), f.v128()];
   const s = f.f32();
-  f.get(M).const(-2).and().set(m2);
   f.get(N).const(-16).and().set(n16);
   f.get(N).const(-4).and().set(n4);
   f.get(K).const(1).get(K).select().set(kPasses);
@@ -140,16 +144,20 @@ function bmmAxpyKernel(fma: boolean): FunctionBuilder {
     for (let r = 0; r < rows; r++) for (let v = 0; v < vecs; v++) f.get(r === 0 ? cp : cp1).get(acc[r * vecs + v]).v128Store(16 * v);
   };
   batchLoops(f, { a, b, c: cc, outer, inner, sA: [sA1, sA2], sB: [sB1, sB2], sC: [sC1, sC2] }, (aB, bB, cB) => {
-    for (const [from, to, step, vecs] of [[null, n16, 16, 4], [n16, n4, 4, 1]] as const) {
-      f.for(n, from === null ? c(0) : from, to, c(step), () => {
-        // At least one pass, so that K = 0 writes zeros.
-        f.for(k0, c(0), kPasses, c(K_BLOCK), () => {
-          f.get(k0).const(K_BLOCK).add().get(K).get(k0).const(K_BLOCK).add().get(K).ltU().select().set(kEnd);
-          f.for(m, c(0), m2, c(2), () => tile(aB, bB, cB, 2, vecs));
-          f.for(m, m2, M, c(1), () => tile(aB, bB, cB, 1, vecs));
+    f.for(mb, c(0), M, c(M_BLOCK), () => {
+      f.get(mb).const(M_BLOCK).add().get(M).get(mb).const(M_BLOCK).add().get(M).ltU().select().tee(mEnd);
+      f.get(mb).sub().const(-2).and().get(mb).add().set(m2);
+      for (const [from, to, step, vecs] of [[null, n16, 16, 4], [n16, n4, 4, 1]] as const) {
+        f.for(n, from === null ? c(0) : from, to, c(step), () => {
+          // At least one pass, so that K = 0 writes zeros.
+          f.for(k0, c(0), kPasses, c(K_BLOCK), () => {
+            f.get(k0).const(K_BLOCK).add().get(K).get(k0).const(K_BLOCK).add().get(K).ltU().select().set(kEnd);
+            f.for(m, mb, m2, c(2), () => tile(aB, bB, cB, 2, vecs));
+            f.for(m, m2, mEnd, c(1), () => tile(aB, bB, cB, 1, vecs));
+          });
         });
-      });
-    }
+      }
+    });
     // Columns past the last multiple of 4, one dot product each.
     f.for(n, n4, N, c(1), () => {
       f.for(m, c(0), M, c(1), () => {
