@@ -29,7 +29,7 @@ describe('splitRange', () => {
 
 describe('helper threads', () => {
   const [M, K, N] = [64, 40, 48];
-  const [A, B, C, C2] = [0, 1 << 16, 2 << 16, 3 << 16];
+  const [A, B, C, C2, PACKS] = [0, 1 << 16, 2 << 16, 3 << 16, 4 << 16];
   let memory: WasmMemory;
   let kernels: SimdKernels;
   let helpers: HelperThreads;
@@ -48,7 +48,9 @@ describe('helper threads', () => {
   });
 
   const here = (args: number[]) => (kernels.bmmAxpy as (...a: number[]) => void)(...args);
-  const rowsArgs = (c: number, r: number, rows: number) => [A + 4 * r * K, B, c + 4 * r * N, 1, 1, rows, K, N, 0, 0, 4 * K, 4, 0, 0, 4 * N, 0, 0, 4 * N];
+  // Each thread's part gets its own scratch space (below A: the kernels need 16 KB).
+  let parts = 0;
+  const rowsArgs = (c: number, r: number, rows: number) => [A + 4 * r * K, B, c + 4 * r * N, 1, 1, rows, K, N, 0, 0, 4 * K, 4, 0, 0, 4 * N, 0, 0, 4 * N, PACKS + (parts++ % 2) * (1 << 14)];
 
   test('a product split by rows over the calling thread and a helper equals the one-thread product', () => {
     here(rowsArgs(C, 0, M));

@@ -16,6 +16,8 @@ function fill(f: Float32Array, start: number, count: number, seed: number): void
 /** Byte addresses on the memory for the three operands of a product (A at 0). */
 const B_AT = 1 << 18;
 const C_AT = 2 << 18;
+/** Scratch space of the product kernel. */
+const PACK_AT = 3 << 18;
 
 describe.each([
   ['shared memory, fused multiply-adds where available', true, true],
@@ -86,7 +88,7 @@ describe.each([
     fill(f, 0, batch * M * K, 1);
     fill(f, B_AT / 4, batch * K * N, 2);
     const [sAm, sAk] = aTransposed ? [4, 4 * M] : [4 * K, 4];
-    k.bmmAxpy(0, B_AT, C_AT, outer, inner, M, K, N, 4 * inner * M * K, 4 * M * K, sAm, sAk, 4 * inner * K * N, 4 * K * N, 4 * N, 4 * inner * M * N, 4 * M * N, 4 * N);
+    k.bmmAxpy(0, B_AT, C_AT, outer, inner, M, K, N, 4 * inner * M * K, 4 * M * K, sAm, sAk, 4 * inner * K * N, 4 * K * N, 4 * N, 4 * inner * M * N, 4 * M * N, 4 * N, PACK_AT);
     const a = (p: number, m: number, q: number) => f[p * M * K + (aTransposed ? q * M + m : m * K + q)];
     const b = (p: number, q: number, n: number) => f[B_AT / 4 + p * K * N + q * N + n];
     expectClose(new Float32Array(memory.buffer, C_AT, batch * M * N), reference(batch, M, K, N, a, b), K);
@@ -98,7 +100,7 @@ describe.each([
     fill(f, 0, M * K, 3);
     fill(f, B_AT / 4, batch * K * N, 4);
     f.fill(-7, C_AT / 4, C_AT / 4 + batch * M * rowStride);
-    k.bmmAxpy(0, B_AT, C_AT, 1, batch, M, K, N, 0, 0, 4 * K, 4, 0, 4 * K * N, 4 * N, 0, 4 * M * rowStride, 4 * rowStride);
+    k.bmmAxpy(0, B_AT, C_AT, 1, batch, M, K, N, 0, 0, 4 * K, 4, 0, 4 * K * N, 4 * N, 0, 4 * M * rowStride, 4 * rowStride, PACK_AT);
     const expected = reference(batch, M, K, N, (_p, m, q) => f[m * K + q], (p, q, n) => f[B_AT / 4 + p * K * N + q * N + n]);
     const out = new Float32Array(memory.buffer, C_AT, batch * M * rowStride);
     expected.forEach((e, i) => {

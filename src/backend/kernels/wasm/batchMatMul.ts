@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Heap, splitRange, wasmHeap } from './heap';
+import { PACK_BYTES } from './simd/kernels';
 import { OriginalKernel, asTensor, wrapWasmKernel } from './replace';
 
 const KERNEL = 'BatchMatMul';
@@ -118,6 +119,7 @@ function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transpo
   // place (column by column) ran ~1.4x slower than the copy plus the product, once it is large.
   const copyA = transposeA && (!heap.fusedMultiplyAdd || m * k * n > SMALL_PAIR_MACS) ? heap.alloc([nA, m, k]) : null;
   const copyB = transposeB ? heap.alloc([nB, k, n]) : null;
+  const packs = heap.alloc([split, PACK_BYTES / 4]);
   try {
     if (copyA) heap.kernels.transpose(heap.address(a), heap.address(copyA), nA, k, m);
     if (copyB) heap.kernels.transpose(heap.address(b), heap.address(copyB), nB, n, k);
@@ -129,8 +131,10 @@ function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transpo
     const parts = batch >= split
       ? splitRange(batch, split, 1).map(([i, count]) => [aAddr + i * strideA, bAddr + i * strideB, outAddr + 4 * i * m * n, 1, count, rows, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n])
       : splitRange(rows, split, 2).map(([r, count]) => [aAddr + r * sAm, bAddr, outAddr + 4 * r * n, 1, batch, count, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n]);
-    heap.runParts('bmmAxpy', parts);
+    const packAddr = heap.address(packs);
+    heap.runParts('bmmAxpy', parts.map((args, i) => [...args, packAddr + i * PACK_BYTES]));
   } finally {
+    heap.free(packs);
     if (copyA) heap.free(copyA);
     if (copyB) heap.free(copyB);
   }

@@ -32,6 +32,8 @@ const K_BLOCK = 256;
  * strip of B passes over them, instead of all of A streaming in again for each strip.
  */
 const M_BLOCK = 128;
+/** Bytes of scratch space `bmmAxpy` needs per call (per thread): one packed block of a column strip. */
+export const PACK_BYTES = K_BLOCK * 64;
 
 /**
  * transpose(src, dst, batch, rows, cols): dst[b][j][i] = src[b][i][j] for 32-bit elements (byte
@@ -106,16 +108,19 @@ function batchLoops(f: FunctionBuilder, p: { a: number; b: number; c: number; ou
 }
 
 /**
- * bmmAxpy(a, b, c, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm):
+ * bmmAxpy(a, b, c, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm, pack):
  * C[m, n] = sum_k A[m, k] B[k, n] for every (outer, inner) batch index, strides in bytes, B's and
  * C's rows contiguous. The output is computed in tiles of 2 rows x 16 columns held in registers
  * (A[m, k] broadcast times four vectors of B's row k), then 1-row and 4-column tiles for the edges,
- * and single columns past a multiple of 4.
+ * and single columns past a multiple of 4. `pack` is scratch space of PACK_BYTES (one per thread):
+ * each 16-column strip of B is copied there, K_BLOCK rows at a time, as contiguous 64-byte rows. Read
+ * in place, rows a power-of-two multiple of 4 KB apart all fall into the same few cache sets and
+ * evict each other ([1024 x 1024] products ran at half speed, and no faster on two threads).
  */
 function bmmAxpyKernel(fma: boolean): FunctionBuilder {
-  const f = new FunctionBuilder('bmmAxpy', 18);
-  const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm] = Array.from({ length: 18 }, (_, i) => i);
-  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp, cp1, k0, kEnd, kPasses, mb, mEnd] = Array.from({ length: 16 }, () => f.i32());
+  const f = new FunctionBuilder('bmmAxpy', 19);
+  const [a, b, cc, outer, inner, M, K, N, sA1, sA2, sAm, sAk, sB1, sB2, sBk, sC1, sC2, sCm, pack] = Array.from({ length: 19 }, (_, i) => i);
+  const [m, n, k, m2, n16, n4, ap0, ap1, bp, cp, cp1, k0, kEnd, kPasses, mb, mEnd, q, src] = Array.from({ length: 18 }, () => f.i32());
   const acc = Array.from({ length: 8 }, () => f.v128());
   const bv = Array.from({ length: 4 }, () => f.v128());
   const [a0, a1] = [f.v128(), f.v128()];
@@ -131,7 +136,9 @@ function bmmAxpyKernel(fma: boolean): FunctionBuilder {
       for (let r = 0; r < rows; r++) for (let v = 0; v < vecs; v++) f.get(r === 0 ? cp : cp1).v128Load(16 * v).set(acc[r * vecs + v]);
     });
     f.get(aB).get(m).get(sAm).mul().add().get(k0).get(sAk).mul().add().tee(ap0).get(sAm).add().set(ap1);
-    f.get(bB).get(n).const(2).shl().add().get(k0).get(sBk).mul().add().set(bp);
+    if (vecs === 4) f.get(pack).set(bp);
+    else f.get(bB).get(n).const(2).shl().add().get(k0).get(sBk).mul().add().set(bp);
+    const bStep = vecs === 4 ? c(64) : sBk;
     f.for(k, k0, kEnd, c(1), () => {
       for (let v = 0; v < vecs; v++) f.get(bp).v128Load(16 * v).set(bv[v]);
       f.get(ap0).f32Load().f32x4Splat().set(a0);
@@ -139,7 +146,7 @@ function bmmAxpyKernel(fma: boolean): FunctionBuilder {
       for (let r = 0; r < rows; r++) {
         for (let v = 0; v < vecs; v++) multiplyAdd(f, fma, acc[r * vecs + v], r === 0 ? a0 : a1, bv[v]);
       }
-      f.inc(ap0, sAk).inc(ap1, sAk).inc(bp, sBk);
+      f.inc(ap0, sAk).inc(ap1, sAk).inc(bp, bStep);
     });
     for (let r = 0; r < rows; r++) for (let v = 0; v < vecs; v++) f.get(r === 0 ? cp : cp1).get(acc[r * vecs + v]).v128Store(16 * v);
   };
@@ -152,6 +159,15 @@ function bmmAxpyKernel(fma: boolean): FunctionBuilder {
           // At least one pass, so that K = 0 writes zeros.
           f.for(k0, c(0), kPasses, c(K_BLOCK), () => {
             f.get(k0).const(K_BLOCK).add().get(K).get(k0).const(K_BLOCK).add().get(K).ltU().select().set(kEnd);
+            if (vecs === 4) {
+              // Rows k0 .. kEnd of the strip into the pack, 64 bytes each.
+              f.get(bB).get(n).const(2).shl().add().get(k0).get(sBk).mul().add().set(src);
+              f.get(pack).set(q);
+              f.for(k, k0, kEnd, c(1), () => {
+                for (let v = 0; v < 4; v++) f.get(q).get(src).v128Load(16 * v).v128Store(16 * v);
+                f.inc(q, c(64)).inc(src, sBk);
+              });
+            }
             f.for(m, mb, m2, c(2), () => tile(aB, bB, cB, 2, vecs));
             f.for(m, m2, mEnd, c(1), () => tile(aB, bB, cB, 1, vecs));
           });
