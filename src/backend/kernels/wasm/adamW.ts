@@ -28,13 +28,12 @@ function applyAdamW(heap: Heap, w: tf.TensorInfo, m: tf.TensorInfo, v: tf.Tensor
   const lerpScale = lerpWeight < 0.5 ? Math.fround(lerpWeight) : -Math.fround(1 - lerpWeight);
   const decay = s.weightDecay !== 0 ? 1 - s.lr * s.weightDecay : 1;
   const bits = [decay, lerpScale, s.beta2, 1 - s.beta2, Math.sqrt(1 - s.beta2 ** s.t), s.eps, -(s.lr / (1 - s.beta1 ** s.t))].map(f32Bits);
-  const [decayBits, ...rest] = bits;
   const outputs = [heap.alloc(w.shape), heap.alloc(w.shape), heap.alloc(w.shape)];
   const [wA, mA, vA, gA] = [w, m, v, g].map((x) => heap.address(x));
   const [woA, moA, voA] = outputs.map((x) => heap.address(x));
   const parts = splitRange(count, count >= MIN_SPLIT_VALUES ? heap.threads : 1, 4).map(([start, n]) => {
     const at = 4 * start;
-    return [wA + at, mA + at, vA + at, gA + at, woA + at, moA + at, voA + at, n, decayBits, lerpFromG, ...rest];
+    return [wA + at, mA + at, vA + at, gA + at, woA + at, moA + at, voA + at, n, lerpFromG, ...bits];
   });
   heap.runParts('adamW', parts);
   return outputs;

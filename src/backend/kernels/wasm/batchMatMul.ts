@@ -128,11 +128,16 @@ function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transpo
     const [sAm, sAk] = transposeA && !copyA ? [4, 4 * m] : [4 * k, 4];
     // A batch of untransposed left matrices against one right matrix is one taller matrix.
     const [rows, batch] = nB === 1 && nA > 1 && sAk === 4 ? [nA * m, 1] : [m, nOut];
-    const parts = batch >= split
-      ? splitRange(batch, split, 1).map(([i, count]) => [aAddr + i * strideA, bAddr + i * strideB, outAddr + 4 * i * m * n, 1, count, rows, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n])
-      : splitRange(rows, split, 2).map(([r, count]) => [aAddr + r * sAm, bAddr, outAddr + 4 * r * n, 1, batch, count, k, n, 0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n]);
     const packAddr = heap.address(packs);
-    heap.runParts('bmmAxpy', parts.map((args, i) => [...args, packAddr + i * PACK_BYTES]));
+    // One part: batch entries i .. i+count, rows r .. r+rowCount of each, its own pack.
+    const part = (i: number, count: number, r: number, rowCount: number, p: number) => [
+      aAddr + i * strideA + r * sAm, bAddr + i * strideB, outAddr + 4 * (i * m + r) * n, 1, count, rowCount, k, n,
+      0, strideA, sAm, sAk, 0, strideB, 4 * n, 0, 4 * m * n, 4 * n, packAddr + p * PACK_BYTES,
+    ];
+    const parts = batch >= split
+      ? splitRange(batch, split, 1).map(([i, count], p) => part(i, count, 0, rows, p))
+      : splitRange(rows, split, 2).map(([r, count], p) => part(0, batch, r, count, p));
+    heap.runParts('bmmAxpy', parts);
   } finally {
     heap.free(packs);
     if (copyA) heap.free(copyA);
@@ -141,7 +146,7 @@ function simdBatchMatMul(heap: Heap, a: tf.TensorInfo, b: tf.TensorInfo, transpo
   return out;
 }
 
-/** Replaces wasm's `BatchMatMul` by the routing above (its own kernel still runs every GEMM). */
+/** Replaces wasm's `BatchMatMul` by the routing above (its own kernel runs what the SIMD kernels leave). */
 export function registerWasmBatchMatMul(): void {
   wrapWasmKernel(KERNEL, (original: OriginalKernel) => (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };

@@ -283,7 +283,7 @@ function depthwiseFilterGradKernel(): FunctionBuilder {
 }
 
 /**
- * adamW(w, m, v, g, wOut, mOut, vOut, count, decay, lerpFromG, lerpScale, beta2, oneMinusBeta2,
+ * adamW(w, m, v, g, wOut, mOut, vOut, count, lerpFromG, decay, lerpScale, beta2, oneMinusBeta2,
  * sqrtBc2, eps, negStep): one AdamW step over `count` float32 values in one pass (four at a time, then
  * the rest one by one), each value by the element-wise rule's operations in its order, so that the
  * results are the same to the bit:
@@ -295,8 +295,7 @@ function depthwiseFilterGradKernel(): FunctionBuilder {
  */
 function adamWKernel(): FunctionBuilder {
   const f = new FunctionBuilder('adamW', 16);
-  const [w, m, v, g, wo, mo, vo, count, ...bits] = Array.from({ length: 16 }, (_, i) => i);
-  const [fromG] = bits.splice(1, 1);
+  const [w, m, v, g, wo, mo, vo, count, fromG, ...bits] = Array.from({ length: 16 }, (_, i) => i);
   const [i, end4, end] = [f.i32(), f.i32(), f.i32()];
   const scalars = bits.map(() => f.f32()); // decay, lerpScale, beta2, oneMinusBeta2, sqrtBc2, eps, negStep
   const splats = bits.map(() => f.v128());
