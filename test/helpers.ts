@@ -3,6 +3,9 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { initBackend, tf } from '../src/backend';
 import { checkCase, formatOutcome } from '../src/golden/check';
+import { loadCase } from '../src/golden/case';
+import { CheckResult } from '../src/golden/compare';
+import { GoldenRunner } from '../src/golden/runner';
 
 /** `../shared/golden` next to the repository. */
 export const GOLDEN_DIR = path.resolve(__dirname, '..', '..', 'shared', 'golden');
@@ -14,6 +17,22 @@ export function goldenCase(name: string): string {
 export function goldenCaseNames(): string[] {
   if (!fs.existsSync(GOLDEN_DIR)) return [];
   return fs.readdirSync(GOLDEN_DIR).filter((d) => fs.existsSync(path.join(GOLDEN_DIR, d, 'case.json'))).sort();
+}
+
+/** Extra reference cases in the golden layout, made by scripts/fixtures/*.py: test/fixtures/<group>/<case>. */
+export function fixtureCaseDir(group: string, name: string): string {
+  return path.resolve(__dirname, 'fixtures', group, name);
+}
+
+export function fixtureCaseNames(group: string): string[] {
+  return fs.readdirSync(path.resolve(__dirname, 'fixtures', group)).sort();
+}
+
+/** Runs extra reference case `name` of `group` with `runner`, which must claim it; returns its checks. */
+export async function runFixtureCase(group: string, name: string, runner: GoldenRunner): Promise<CheckResult[]> {
+  const c = loadCase(fixtureCaseDir(group, name));
+  expect(runner.matches(c)).toBe(true);
+  return runner.run(c);
 }
 
 /**

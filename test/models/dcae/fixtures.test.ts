@@ -5,20 +5,13 @@
  * channels, batches, the small-map attention branch, widths that are not multiples of the head dim,
  * and tiled encode/decode of a batch with rectangular tiles. Same runner as the golden cases.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { loadCase } from '../../../src/golden/case';
 import { autoencoderDCRunner } from '../../../src/golden/runners/autoencoderDC';
-import { useTestBackend } from '../../helpers';
-
-const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'dcae');
+import { fixtureCaseNames, runFixtureCase, useTestBackend } from '../../helpers';
 
 beforeAll(useTestBackend);
 
-test.each(fs.readdirSync(FIXTURES).sort())('extra case %s matches diffusers', async (name) => {
-  const c = loadCase(path.join(FIXTURES, name));
-  expect(autoencoderDCRunner.matches(c)).toBe(true);
-  const results = await autoencoderDCRunner.run(c);
+test.each(fixtureCaseNames('dcae'))('extra case %s matches diffusers', async (name) => {
+  const results = await runFixtureCase('dcae', name, autoencoderDCRunner);
   expect(results.length).toBeGreaterThanOrEqual(2);
   expect(results.filter((r) => !r.ok)).toEqual([]);
 });

@@ -6,20 +6,13 @@
  * latent, and interpolated sin-cos positions on a latent larger than sample_size (with guidance
  * embedding and qk-norm). Same runner as the golden cases: output, loss and every gradient.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { loadCase } from '../../../src/golden/case';
 import { sanaTransformerRunner } from '../../../src/golden/runners/sanaTransformer';
-import { useTestBackend } from '../../helpers';
-
-const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'dit');
+import { fixtureCaseNames, runFixtureCase, useTestBackend } from '../../helpers';
 
 beforeAll(useTestBackend);
 
-test.each(fs.readdirSync(FIXTURES).sort())('extra case %s matches diffusers', async (name) => {
-  const c = loadCase(path.join(FIXTURES, name));
-  expect(sanaTransformerRunner.matches(c)).toBe(true);
-  const results = await sanaTransformerRunner.run(c);
+test.each(fixtureCaseNames('dit'))('extra case %s matches diffusers', async (name) => {
+  const results = await runFixtureCase('dit', name, sanaTransformerRunner);
   expect(results.filter((r) => r.tensor.startsWith('grad.')).length).toBeGreaterThan(10);
   expect(results.filter((r) => !r.ok)).toEqual([]);
 });

@@ -12,9 +12,8 @@ import { gemma2Runner } from '../../../src/golden/runners/gemma2';
 import { readSafetensors, toInt32, writeSafetensors, TensorToWrite } from '../../../src/io/safetensors';
 import { gemmaEncoderIdentity, loadGemma2Model, readGemma2Config } from '../../../src/io/pretrained/gemma';
 import { Gemma2Model, parseGemma2Config, rotaryInverseFrequencies, scaledInverseFrequencies, attentionBias, MASK_BIAS } from '../../../src/models/text';
-import { expectGoldenPass, expectNoLeak, goldenCase, useTestBackend } from '../../helpers';
+import { expectGoldenPass, expectNoLeak, fixtureCaseDir, fixtureCaseNames, goldenCase, runFixtureCase, useTestBackend } from '../../helpers';
 
-const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'gemma2');
 const TINY = goldenCase('gemma2_tiny');
 
 let tmp: string;
@@ -36,15 +35,13 @@ describe('parity with transformers', () => {
     await expectGoldenPass('gemma2_tiny');
   });
 
-  test.each(fs.readdirSync(FIXTURES).sort())('extra case %s passes', async (name) => {
-    const c = loadCase(path.join(FIXTURES, name));
-    expect(gemma2Runner.matches(c)).toBe(true);
-    const results = await gemma2Runner.run(c);
+  test.each(fixtureCaseNames('gemma2'))('extra case %s passes', async (name) => {
+    const results = await runFixtureCase('gemma2', name, gemma2Runner);
     expect(results.filter((r) => !r.ok)).toEqual([]);
   });
 
   test('every layer output matches the reference at valid positions', () => {
-    for (const dir of [TINY, ...fs.readdirSync(FIXTURES).map((n) => path.join(FIXTURES, n))]) {
+    for (const dir of [TINY, ...fixtureCaseNames('gemma2').map((n) => fixtureCaseDir('gemma2', n))]) {
       const c = loadCase(dir);
       const model = loadGemma2Model(c.file('model.safetensors'), { config: parseGemma2Config(c.config, dir) });
       const ids = c.io.get('input_ids')!;
